@@ -1,0 +1,63 @@
+# g4 - build, run, test, bench. GNU make only; C11; warnings are errors.
+#
+#   make            build build/g4 (ref + opt kernels) and build/g4-ref (ref/ alone)
+#   make run        run the built-in default model (synthetic tiny, in memory)
+#   make test       build and run every test; last line "N passed, N failed"
+#   make bench      end-to-end and kernel benchmarks (JSON lines)
+#   make clean
+
+CC      ?= cc
+B       := build
+CSTD    := -std=c11 -D_GNU_SOURCE
+WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
+# ref/ numerics: no FMA contraction, never -ffast-math (results must be reproducible everywhere)
+OPTFLAGS ?= -O2 -ffp-contract=off -g
+CFLAGS  := $(CSTD) $(WARN) $(OPTFLAGS) -MMD -MP -Iref
+LDLIBS  := -lm -lpng -lpthread
+
+REF_SRC  := $(filter-out ref/main.c ref/pick.c,$(wildcard ref/*.c))
+OPT_SRC  := $(wildcard opt/*.c)
+BENCH_SRC:= $(wildcard bench/*.c)
+LIB_OBJ  := $(REF_SRC:%.c=$(B)/%.o) $(OPT_SRC:%.c=$(B)/%.o) $(BENCH_SRC:%.c=$(B)/%.o)
+REF_OBJ  := $(REF_SRC:%.c=$(B)/%.o) $(B)/ref/pick.o $(BENCH_SRC:%.c=$(B)/%.o)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
+# bad-input tests are also built with AddressSanitizer + UBSan
+ASAN_TESTS := $(filter $(B)/tests/test_bad%,$(TEST_BIN))
+ASAN_BIN := $(ASAN_TESTS:$(B)/tests/%=$(B)/asan/%)
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+.PHONY: all run test bench clean
+all: $(B)/g4 $(B)/g4-ref
+
+$(B)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(if $(filter opt/%,$<),$(OPT_CFLAGS_$(notdir $*))) -c $< -o $@
+
+$(B)/g4: $(B)/ref/main.o $(LIB_OBJ)
+	$(CC) $^ -o $@ $(LDLIBS)
+
+$(B)/g4-ref: $(B)/ref/main.o $(REF_OBJ)
+	$(CC) $^ -o $@ $(LDLIBS)
+
+$(B)/tests/%: tests/%.c $(LIB_OBJ) tests/harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJ) -o $@ $(LDLIBS)
+
+$(B)/asan/%: tests/%.c $(REF_SRC) $(OPT_SRC) $(BENCH_SRC) tests/harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(ASAN_FLAGS) -ffp-contract=off -Iref -Itests $< $(REF_SRC) $(OPT_SRC) $(BENCH_SRC) -o $@ $(LDLIBS)
+
+run: $(B)/g4
+	$(B)/g4 run --ids "2 105 2364 107 106 107" -n 16
+
+test: all $(TEST_BIN) $(ASAN_BIN)
+	@G4=$(B)/g4 G4_REF=$(B)/g4-ref bash tests/run.sh $(TEST_BIN) $(ASAN_BIN) $(wildcard tests/test_*.sh)
+
+bench: $(B)/g4
+	bash bench/run.sh $(B)/g4
+
+clean:
+	rm -rf $(B)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,348 @@
+/* g4.h - the one header of g4: types, model files, config, kernels, decoder, sampler.
+ *
+ * Everything the CLI, the tests and the benchmarks use is declared here. The stages in ref/ are
+ * written against this header only; opt/ fills in extra kernel tables (struct g4_kernels).
+ *
+ * Shape conventions used in every comment of the project:
+ *   - a weight matrix W is stored as `rows` rows of `cols` values; y = W x means
+ *     y[r] = sum_c W[r][c] * x[c]. In GGUF (ggml order) this is ne = [cols, rows]; in HF
+ *     safetensors (PyTorch order) it is shape [rows, cols]. Both are the same bytes.
+ *   - activations are row-major [T][dim] float32 (one row per token).
+ */
+#ifndef G4_H
+#define G4_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * Errors: every fallible function takes `g4_err *err` and fills one line naming the file and the
+ * problem, then returns non-zero / NULL. Nothing in the library prints or exits.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct { char msg[512]; } g4_err;
+int g4_fail(g4_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3))); /* returns -1 */
+
+/* ---------------------------------------------------------------------------------------------
+ * Tensor types (ref/quant.c). Values are the ggml type ids, as stored in GGUF.
+ * ------------------------------------------------------------------------------------------- */
+typedef enum {
+    G4_T_F32 = 0, G4_T_F16 = 1, G4_T_Q4_0 = 2, G4_T_Q8_0 = 8,
+    G4_T_Q4_K = 12, G4_T_Q6_K = 14, G4_T_BF16 = 30,
+    G4_T_NONE = -1 /* absent tensor (e.g. v_proj on a K=V global layer) */
+} g4_type;
+
+const char *g4_type_name(g4_type t);          /* "f32", "q4_0", ...; NULL if unsupported */
+int g4_type_from_name(const char *s);         /* inverse, -1 if unknown */
+int g4_type_supported(int ggml_type_id);      /* 1 if g4 can dequantize this ggml type id */
+int64_t g4_type_block(g4_type t);             /* elements per block (1, 32 or 256) */
+size_t g4_type_block_bytes(g4_type t);        /* bytes per block */
+size_t g4_row_bytes(g4_type t, int64_t n);    /* bytes of a row of n values; n % block == 0 */
+
+/* scalar conversions; f32->bf16 and f32->f16 round to nearest even (NaN stays NaN) */
+float    g4_bf16_to_f32(uint16_t h);
+uint16_t g4_f32_to_bf16(float f);
+float    g4_f16_to_f32(uint16_t h);
+uint16_t g4_f32_to_f16(float f);
+static inline float g4_round_bf16(float f) { return g4_bf16_to_f32(g4_f32_to_bf16(f)); }
+
+void  g4_dequant_row(g4_type t, const void *row, float *out, int64_t n);
+void  g4_quant_row(g4_type t, const float *in, void *row, int64_t n); /* f32,f16,bf16,q8_0,q4_0,q4_k,q6_k */
+/* Reference dot of one stored row with fp32 x: dequantize each block to fp32 and accumulate in
+ * fp32, in index order within a block, blocks in order. The fallback every opt kernel is held to. */
+float g4_dot_row(g4_type t, const void *row, const float *x, int64_t n);
+
+/* ---------------------------------------------------------------------------------------------
+ * A tensor view: a name, a type, a shape in ggml order and a pointer to its bytes (usually into
+ * an mmap). ne[0] is the contiguous (row) length.
+ * ------------------------------------------------------------------------------------------- */
+#define G4_MAX_DIMS 4
+typedef struct {
+    char name[96];
+    g4_type type;
+    int n_dims;
+    int64_t ne[G4_MAX_DIMS];   /* unused dims are 1 */
+    const void *data;
+    size_t nbytes;
+} g4_tensor;
+
+static inline int64_t g4_tensor_nelem(const g4_tensor *t)
+{ return t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3]; }
+
+/* ---------------------------------------------------------------------------------------------
+ * GGUF v3 (ref/gguf.c): reader on mmap, and a streaming writer.
+ * ------------------------------------------------------------------------------------------- */
+typedef enum {
+    G4_GGUF_U8 = 0, G4_GGUF_I8 = 1, G4_GGUF_U16 = 2, G4_GGUF_I16 = 3, G4_GGUF_U32 = 4,
+    G4_GGUF_I32 = 5, G4_GGUF_F32 = 6, G4_GGUF_BOOL = 7, G4_GGUF_STRING = 8, G4_GGUF_ARRAY = 9,
+    G4_GGUF_U64 = 10, G4_GGUF_I64 = 11, G4_GGUF_F64 = 12
+} g4_gguf_vtype;
+
+typedef struct { uint64_t len; const char *s; } g4_str;   /* not NUL-terminated: points into the map */
+
+typedef struct g4_gguf_value {
+    g4_gguf_vtype type;
+    union { uint64_t u; int64_t i; double f; g4_str str; } v; /* scalars widened; bool in .u */
+    /* arrays: element type and count; elements are decoded lazily with g4_gguf_arr_* */
+    g4_gguf_vtype arr_type;
+    uint64_t arr_n;
+    const uint8_t *arr_data;          /* first element in the map */
+    struct g4_gguf_value *arr_nested; /* for arrays of arrays: arr_n decoded sub-values */
+} g4_gguf_value;
+
+typedef struct { g4_str key; g4_gguf_value val; } g4_gguf_kv;
+
+typedef struct g4_gguf {
+    char path[256];
+    const uint8_t *map; size_t size;  /* the whole file, read-only mmap */
+    uint32_t version;
+    uint64_t n_kv;  g4_gguf_kv *kv;
+    uint64_t n_tensors; g4_tensor *tensors;
+    uint64_t alignment;               /* general.alignment or 32 */
+    uint64_t data_offset;             /* start of the tensor data section */
+} g4_gguf;
+
+g4_gguf *g4_gguf_open(const char *path, g4_err *err);   /* validates everything; NULL on error */
+void g4_gguf_close(g4_gguf *g);
+const g4_gguf_value *g4_gguf_get(const g4_gguf *g, const char *key);      /* NULL if absent */
+const g4_tensor *g4_gguf_tensor(const g4_gguf *g, const char *name);      /* NULL if absent */
+/* typed helpers: return 0 and set *out if the key exists and converts; -1 otherwise */
+int g4_gguf_get_int(const g4_gguf *g, const char *key, int64_t *out);
+int g4_gguf_get_float(const g4_gguf *g, const char *key, double *out);
+int g4_gguf_get_str(const g4_gguf *g, const char *key, char *out, size_t cap);
+/* array element access (numeric arrays, bool arrays, string arrays) */
+int64_t g4_gguf_arr_int(const g4_gguf_value *v, uint64_t i);
+double  g4_gguf_arr_float(const g4_gguf_value *v, uint64_t i);
+g4_str  g4_gguf_arr_str(const g4_gguf_value *v, uint64_t i);
+const char *g4_gguf_vtype_name(g4_gguf_vtype t);
+
+/* Streaming writer: declare metadata and tensors, then write. Tensor data comes either from a
+ * memory pointer (already in the tensor's type) or from a row callback that produces fp32 rows,
+ * which the writer converts with g4_quant_row (so a 12B file never lives in memory). */
+typedef void (*g4_row_fn)(void *ctx, int64_t row, float *out /* [ne0] */);
+typedef struct g4_gguf_writer g4_gguf_writer;
+g4_gguf_writer *g4_gguf_writer_new(void);
+void g4_gguf_writer_free(g4_gguf_writer *w);
+void g4_gguf_add_u32(g4_gguf_writer *w, const char *key, uint32_t v);
+void g4_gguf_add_i32(g4_gguf_writer *w, const char *key, int32_t v);
+void g4_gguf_add_f32(g4_gguf_writer *w, const char *key, float v);
+void g4_gguf_add_bool(g4_gguf_writer *w, const char *key, int v);
+void g4_gguf_add_str(g4_gguf_writer *w, const char *key, const char *v);
+void g4_gguf_add_arr(g4_gguf_writer *w, const char *key, g4_gguf_vtype t, const void *data, uint64_t n);
+void g4_gguf_add_str_arr(g4_gguf_writer *w, const char *key, const char *const *v, uint64_t n);
+void g4_gguf_add_tensor(g4_gguf_writer *w, const char *name, g4_type t, int n_dims,
+                        const int64_t *ne, const void *data);
+void g4_gguf_add_tensor_rows(g4_gguf_writer *w, const char *name, g4_type t, int n_dims,
+                             const int64_t *ne, g4_row_fn fn, void *ctx);
+/* progress: called after each tensor with bytes written so far and total (may be NULL) */
+int g4_gguf_write(g4_gguf_writer *w, const char *path,
+                  void (*progress)(void *ctx, uint64_t done, uint64_t total), void *pctx, g4_err *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * JSON (ref/json.c): a small DOM parser for safetensors headers, index files and config.json.
+ * ------------------------------------------------------------------------------------------- */
+typedef enum { G4_JNULL, G4_JBOOL, G4_JNUM, G4_JSTR, G4_JARR, G4_JOBJ } g4_jtype;
+typedef struct g4_json {
+    g4_jtype type;
+    double num; int boolean;
+    char *str;                 /* G4_JSTR: decoded UTF-8, NUL-terminated */
+    char *key;                 /* set when this node is an object member */
+    int n; struct g4_json *kids;  /* array elements or object members, in file order */
+} g4_json;
+g4_json *g4_json_parse(const char *text, size_t len, g4_err *err);  /* err names no file */
+void g4_json_free(g4_json *j);
+const g4_json *g4_json_get(const g4_json *obj, const char *key);    /* NULL if absent */
+
+/* ---------------------------------------------------------------------------------------------
+ * HF safetensors (ref/safetensors.c): one file, or a folder / index.json with shards. F32, F16
+ * and BF16 tensors; shapes are reported in ggml order (reversed) like GGUF.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct g4_st {
+    int n_files; struct { const uint8_t *map; size_t size; char path[256]; } *files;
+    int n_tensors; g4_tensor *tensors;
+} g4_st;
+g4_st *g4_st_open(const char *path, g4_err *err); /* a .safetensors, an index.json or a folder */
+void g4_st_close(g4_st *s);
+const g4_tensor *g4_st_tensor(const g4_st *s, const char *name);
+/* writer for one file from in-memory tensors (used by tests) */
+int g4_st_write(const char *path, const g4_tensor *tensors, int n, g4_err *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Model config (ref/config.c)
+ * ------------------------------------------------------------------------------------------- */
+#define G4_MAX_LAYERS 64
+#define G4_MAX_SUPPRESS 16
+typedef struct {
+    char name[32];             /* "12b", "tiny", or "file" */
+    int n_layers;              /* 48 */
+    int d_model;               /* 3840 */
+    int d_ff;                  /* 15360 */
+    int n_heads;               /* 16 query heads, every layer */
+    int n_kv_swa, n_kv_full;   /* 8 / 1 KV heads on sliding / global layers */
+    int hd_swa, hd_full;       /* 256 / 512 head_dim on sliding / global layers */
+    int vocab;                 /* 262144 */
+    int window;                /* 1024: sliding mask kv > q - window */
+    float rope_theta_swa;      /* 1e4, default RoPE, every pair rotates */
+    float rope_theta_full;     /* 1e6, proportional RoPE */
+    float rope_partial_full;   /* 0.25: rotated pairs = int(0.25 * hd_full / 2) */
+    float eps;                 /* 1e-6 RMSNorm eps */
+    float softcap;             /* 30 final logit soft-cap; 0 = off */
+    int k_eq_v;                /* 1: global layers have no v_proj, V = raw K projection */
+    uint8_t is_global[G4_MAX_LAYERS]; /* 1 = full attention layer */
+    int bos, eos, pad;         /* 2, 1, 0 */
+    int n_stop; int stop[8];   /* generation stop ids: 1, 106, 50 */
+    int n_suppress; int suppress[G4_MAX_SUPPRESS]; /* 258883, 258882: -inf logits */
+} g4_config;
+
+int g4_config_builtin(const char *name, g4_config *c);  /* "12b" | "tiny"; 0 ok, -1 unknown */
+int g4_config_from_gguf(const g4_gguf *g, g4_config *c, g4_err *err);
+int g4_config_from_json(const char *path, g4_config *c, g4_err *err); /* HF config.json */
+int g4_config_check(const g4_config *c, g4_err *err);   /* sanity: sizes > 0, limits */
+static inline int g4_hd(const g4_config *c, int l) { return c->is_global[l] ? c->hd_full : c->hd_swa; }
+static inline int g4_nkv(const g4_config *c, int l) { return c->is_global[l] ? c->n_kv_full : c->n_kv_swa; }
+int64_t g4_config_nparams(const g4_config *c);          /* text decoder parameter count */
+
+/* ---------------------------------------------------------------------------------------------
+ * Model weights (ref/model.c). Matrices are tensor views (usually into an mmap); norm weights
+ * and layer scalars are converted once to fp32 arrays owned by the model.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+    float *attn_norm;          /* [d_model] input_layernorm */
+    g4_tensor wq;              /* rows n_heads*hd, cols d_model */
+    g4_tensor wk;              /* rows n_kv*hd,    cols d_model */
+    g4_tensor wv;              /* rows n_kv*hd,    cols d_model; type G4_T_NONE on K=V layers */
+    g4_tensor wo;              /* rows d_model,    cols n_heads*hd */
+    float *q_norm, *k_norm;    /* [hd] shared by all heads */
+    float *post_attn_norm;     /* [d_model] */
+    float *ffn_norm;           /* [d_model] pre_feedforward_layernorm */
+    g4_tensor w_gate, w_up;    /* rows d_ff, cols d_model */
+    g4_tensor w_down;          /* rows d_model, cols d_ff */
+    float *post_ffn_norm;      /* [d_model] */
+    float layer_scalar;        /* multiplies the whole residual after the layer */
+} g4_layer;
+
+typedef struct g4_model {
+    g4_config cfg;
+    g4_tensor tok_embd;        /* rows vocab, cols d_model; also the tied LM head */
+    float *out_norm;           /* [d_model] final norm */
+    g4_layer layers[G4_MAX_LAYERS];
+    /* ownership */
+    g4_gguf *gguf; g4_st *st;  /* the file the views point into (one of them, or none) */
+    void **owned; int n_owned, cap_owned; /* buffers to free (fp32 norms, synthetic weights) */
+    char source[256];          /* file path or "synthetic tiny f32 seed 1" */
+    g4_type wtype;             /* dominant matrix type, for printing */
+} g4_model;
+
+/* Open GGUF (by magic), a .safetensors / index.json / folder with config.json. */
+int g4_model_load(g4_model *m, const char *path, g4_err *err);
+/* Deterministic synthetic weights in memory (ref/synth.c). */
+int g4_model_synth(g4_model *m, const g4_config *c, g4_type wtype, uint64_t seed, g4_err *err);
+void g4_model_free(g4_model *m);
+/* Write a model (any source) as GGUF with matrices in `wtype` (G4_T_NONE = keep each type). */
+int g4_model_write_gguf(const g4_model *m, const char *path, g4_type wtype, g4_err *err);
+/* Write a synthetic model straight to GGUF, row by row, without holding it in memory. */
+int g4_synth_write_gguf(const g4_config *c, g4_type wtype, uint64_t seed, const char *path,
+                        int verbose, g4_err *err);
+size_t g4_model_weight_bytes(const g4_model *m);
+/* bytes of KV cache for ctx tokens (fp32): sliding layers hold min(ctx, window) positions */
+size_t g4_kv_bytes(const g4_config *c, int ctx);
+void *g4_model_own(g4_model *m, size_t bytes); /* zeroed buffer freed with the model */
+
+/* ---------------------------------------------------------------------------------------------
+ * Kernels (ref/kernels.c: the complete scalar table; opt/: ISA tables that override entries).
+ * Stage code calls only through this table.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct g4_kernels {
+    const char *name;          /* "ref", "avx2", "neon", ... */
+    /* Y[t][r] = sum_c W[r][c] * X[t][c] for t < T, r < rows(W); X is [T][cols], Y is [T][rows] */
+    void (*matmul)(float *Y, const g4_tensor *W, const float *X, int T);
+    /* y = x * w / sqrt(mean(x^2) + eps); w NULL = weightless. Gemma 4 convention: x*w, NOT x*(1+w) */
+    void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
+    /* in-place softmax over n values (fp32; -INFINITY entries become 0) */
+    void (*softmax)(float *x, int n);
+    /* out[i] = gelu_tanh(gate[i]) * up[i] */
+    void (*geglu)(float *out, const float *gate, const float *up, int n);
+    /* x = cap * tanh(x / cap) */
+    void (*softcap)(float *x, int n, float cap);
+    /* sum_i a[i]*b[i] in fp32, and y += s * x (used by attention) */
+    float (*dot)(const float *a, const float *b, int n);
+    void (*axpy)(float *y, float s, const float *x, int n);
+} g4_kernels;
+
+extern const g4_kernels g4_kernels_ref;
+/* Pick a table: `force` ("ref", "avx2", ...; NULL = best for this CPU, or $G4_KERNELS).
+ * Defined in opt/dispatch.c for the full build and in ref/pick.c for the ref-only build. */
+const g4_kernels *g4_kernels_pick(const char *force, g4_err *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Decoder (ref/decoder.c)
+ * ------------------------------------------------------------------------------------------- */
+/* Tap hook: called at fixed points with a name ("embed", "layer_out", "attn_out", "ffn_out",
+ * "final_norm", "logits"), the layer (-1 for none) and T rows of n values. */
+typedef void (*g4_tap_fn)(void *ctx, const char *name, int layer, const float *x, int T, int n);
+
+/* A bidirectional block of positions [start, end): image soft tokens (spec 2.5). */
+typedef struct { int start, end; } g4_block;
+
+typedef struct g4_state {
+    const g4_model *m;
+    const g4_kernels *k;
+    int bf16;                  /* 1: round to bf16 at the HF bf16 rounding points (spec 1.6a) */
+    int max_ctx, max_batch;
+    int pos;                   /* tokens already in the cache */
+    /* KV cache per layer, rows of n_kv*hd floats (normed+roped K, v-normed V) */
+    float *kc[G4_MAX_LAYERS], *vc[G4_MAX_LAYERS];
+    int kv_cap[G4_MAX_LAYERS]; /* sliding: window (ring, slot = pos % window); global: grows */
+    /* activations for a batch of up to max_batch tokens */
+    float *x;                  /* [B][d_model] residual stream */
+    float *h;                  /* [B][d_model] normed input */
+    float *q;                  /* [B][n_heads*hd_max] */
+    float *kn, *vn;            /* [B][n_kv_max*hd_max] new K and V of this batch */
+    float *att;                /* [B][n_heads*hd_max] attention output */
+    float *proj;               /* [B][d_model] */
+    float *gate, *up;          /* [B][d_ff] */
+    float *scores;             /* [max_ctx + B] one query's scores */
+    float *logits;             /* [vocab] last position (or [B][vocab] when all_logits) */
+    int all_logits;            /* 1: g4_forward fills logits for every position of the batch */
+    g4_tap_fn tap; void *tap_ctx;
+    size_t bytes;              /* bytes allocated by this state */
+} g4_state;
+
+int  g4_state_init(g4_state *s, const g4_model *m, const g4_kernels *k, int max_ctx,
+                   int max_batch, int all_logits, g4_err *err);
+void g4_state_free(g4_state *s);
+void g4_state_reset(g4_state *s);    /* empty the cache */
+/* Run n tokens starting at position s->pos (any n: split into max_batch chunks, but blocks are
+ * never split). `mm` optional [n][d_model] rows used (unscaled) where mm_mask[i] != 0.
+ * Logits of the last position (or all positions) land in s->logits, after soft-cap. */
+int g4_forward(g4_state *s, const int *tokens, int n, const float *mm, const uint8_t *mm_mask,
+               const g4_block *blocks, int n_blocks, g4_err *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sampler (ref/sampler.c)
+ * ------------------------------------------------------------------------------------------- */
+typedef struct {
+    float temperature;         /* 0 = greedy */
+    int top_k;                 /* 0 = off */
+    float top_p;               /* 1 = off */
+    uint64_t rng;              /* state, from the seed */
+    int *idx; float *prob;     /* [vocab] scratch */
+    int vocab;
+} g4_sampler;
+int  g4_sampler_init(g4_sampler *s, int vocab, float temperature, int top_k, float top_p, uint64_t seed);
+void g4_sampler_free(g4_sampler *s);
+/* suppressed ids get -inf first; returns the token id */
+int  g4_sample(g4_sampler *s, float *logits, const int *suppress, int n_suppress);
+
+/* ---------------------------------------------------------------------------------------------
+ * Small utilities (ref/util.c)
+ * ------------------------------------------------------------------------------------------- */
+double g4_now(void);                   /* seconds, monotonic */
+size_t g4_peak_rss(void);              /* bytes, from /proc/self/status VmHWM */
+size_t g4_mem_available(void);         /* bytes, MemAvailable from /proc/meminfo (0 if unknown) */
+uint64_t g4_splitmix64(uint64_t *state);
+int g4_map_file(const char *path, const uint8_t **map, size_t *size, g4_err *err);
+void g4_unmap_file(const uint8_t *map, size_t size);
+int g4_parse_size(const char *s, size_t *out); /* "16G", "512M", "1000" */
+
+#endif
