@@ -148,6 +148,7 @@ typedef struct g4_json {
     char *str;                 /* G4_JSTR: decoded UTF-8, NUL-terminated */
     char *key;                 /* set when this node is an object member */
     int n; struct g4_json *kids;  /* array elements or object members, in file order */
+    size_t len;                /* G4_JSTR: byte length of str (it may hold a \u0000) */
 } g4_json;
 g4_json *g4_json_parse(const char *text, size_t len, g4_err *err);  /* err names no file */
 void g4_json_free(g4_json *j);
@@ -244,6 +245,8 @@ int g4_model_write_gguf(const g4_model *m, const char *path, g4_type wtype, g4_e
 int g4_synth_write_gguf(const g4_config *c, g4_type wtype, uint64_t seed, const char *path,
                         int verbose, g4_err *err);
 size_t g4_model_weight_bytes(const g4_model *m);
+/* Add the gemma4.* metadata of spec 5.2 for config c to a GGUF being written (model.c). */
+void g4_config_write_gguf(g4_gguf_writer *w, const g4_config *c);
 /* bytes of KV cache for ctx tokens (fp32): sliding layers hold min(ctx, window) positions */
 size_t g4_kv_bytes(const g4_config *c, int ctx);
 void *g4_model_own(g4_model *m, size_t bytes); /* zeroed buffer freed with the model */
@@ -258,15 +261,21 @@ typedef struct g4_kernels {
     void (*matmul)(float *Y, const g4_tensor *W, const float *X, int T);
     /* y = x * w / sqrt(mean(x^2) + eps); w NULL = weightless. Gemma 4 convention: x*w, NOT x*(1+w) */
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
-    /* in-place softmax over n values (fp32; -INFINITY entries become 0) */
-    void (*softmax)(float *x, int n);
+    /* The `bf16` flag of the entries below asks for PyTorch's bf16 tensor semantics: every
+     * intermediate tensor op rounds to bf16 (spec 1.6a). With bf16 = 0 everything stays fp32. */
+    /* rotate-half RoPE on n_heads heads of hd values at one position: for i < hd/2,
+     *   x[i]' = x[i] c[i] - x[i+hd/2] s[i],  x[i+hd/2]' = x[i+hd/2] c[i] + x[i] s[i] */
+    void (*rope)(float *x, int n_heads, int hd, const float *c, const float *s, int bf16);
+    /* one query position, all heads: out[h] = softmax(q[h] . K[j]) . V[j] over the n_keys rows
+     * whose pointers are given (the caller applied the mask by choosing them). Query head h uses
+     * KV head h / group. K/V rows hold n_kv*hd values. scores: [n_keys] scratch. Scale 1.0. */
+    void (*attention)(float *out, const float *q, int n_heads, int hd, int group,
+                      const float *const *krow, const float *const *vrow, int n_keys,
+                      float *scores, int bf16);
     /* out[i] = gelu_tanh(gate[i]) * up[i] */
-    void (*geglu)(float *out, const float *gate, const float *up, int n);
+    void (*geglu)(float *out, const float *gate, const float *up, int n, int bf16);
     /* x = cap * tanh(x / cap) */
-    void (*softcap)(float *x, int n, float cap);
-    /* sum_i a[i]*b[i] in fp32, and y += s * x (used by attention) */
-    float (*dot)(const float *a, const float *b, int n);
-    void (*axpy)(float *y, float s, const float *x, int n);
+    void (*softcap)(float *x, int n, float cap, int bf16);
 } g4_kernels;
 
 extern const g4_kernels g4_kernels_ref;
@@ -303,6 +312,8 @@ typedef struct g4_state {
     float *gate, *up;          /* [B][d_ff] */
     float *scores;             /* [max_ctx + B] one query's scores */
     float *logits;             /* [vocab] last position (or [B][vocab] when all_logits) */
+    const float **krow, **vrow;/* [max_ctx + B] the K/V rows one query may see (mask applied) */
+    float *rope_c, *rope_s;    /* [hd_max/2] cos/sin of one position */
     int all_logits;            /* 1: g4_forward fills logits for every position of the batch */
     g4_tap_fn tap; void *tap_ctx;
     size_t bytes;              /* bytes allocated by this state */
