@@ -88,6 +88,7 @@ typedef struct g4_gguf_value {
     uint64_t arr_n;
     const uint8_t *arr_data;          /* first element in the map */
     struct g4_gguf_value *arr_nested; /* for arrays of arrays: arr_n decoded sub-values */
+    const g4_str *arr_str;            /* for arrays of strings: arr_n strings (into the map) */
 } g4_gguf_value;
 
 typedef struct { g4_str key; g4_gguf_value val; } g4_gguf_kv;
