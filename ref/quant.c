@@ -278,6 +278,14 @@ static void deq_block(g4_type t, const uint8_t *row, int64_t ib, float *out)
 
 void g4_dequant_row(g4_type t, const void *row, float *out, int64_t n)
 {
+    const uint8_t *p = row;
+    /* one-element types get a loop of their own (no per-value switch) */
+    switch (t) {
+    case G4_T_F32:  for (int64_t i = 0; i < n; i++) out[i] = u2f(rd_u32(p + 4 * i)); return;
+    case G4_T_F16:  for (int64_t i = 0; i < n; i++) out[i] = g4_f16_to_f32(rd_u16(p + 2 * i)); return;
+    case G4_T_BF16: for (int64_t i = 0; i < n; i++) out[i] = g4_bf16_to_f32(rd_u16(p + 2 * i)); return;
+    default: break;
+    }
     int64_t bs = g4_type_block(t);
     if (bs <= 0) return;
     for (int64_t ib = 0; ib < n / bs; ib++) deq_block(t, row, ib, out + ib * bs);
@@ -285,14 +293,18 @@ void g4_dequant_row(g4_type t, const void *row, float *out, int64_t n)
 
 float g4_dot_row(g4_type t, const void *row, const float *x, int64_t n)
 {
-    int64_t bs = g4_type_block(t);
+    const int64_t bs = g4_type_block(t);
     if (bs <= 0) return 0.0f;
-    float y[256];                                /* one dequantized block */
+    /* one-element "blocks" (f32/f16/bf16) are dequantized 256 at a time: fewer calls, the
+     * same summation order */
+    const int64_t chunk = bs == 1 ? 256 : bs;
+    float y[256];                                /* one dequantized chunk */
     float sum = 0.0f;
-    for (int64_t ib = 0; ib < n / bs; ib++) {
-        deq_block(t, row, ib, y);
-        const float *xb = x + ib * bs;
-        for (int64_t i = 0; i < bs; i++) {
+    for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+        const int64_t m = n - i0 < chunk ? n - i0 : chunk;
+        g4_dequant_row(t, (const uint8_t *)row + g4_row_bytes(t, i0), y, m);
+        const float *xb = x + i0;
+        for (int64_t i = 0; i < m; i++) {
             float p = y[i] * xb[i];              /* product rounded to fp32, then added */
             sum += p;
         }
