@@ -44,9 +44,9 @@ $(B)/tests/%: tests/%.c $(LIB_OBJ) tests/harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
-$(B)/asan/%: tests/%.c $(REF_SRC) $(OPT_SRC) $(BENCH_SRC) tests/harness.h
+$(B)/asan/%: tests/%.c $(REF_SRC) $(OPT_SRC) tests/harness.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(ASAN_FLAGS) -ffp-contract=off -Iref -Itests $< $(REF_SRC) $(OPT_SRC) $(BENCH_SRC) -o $@ $(LDLIBS)
+	$(CC) $(CSTD) $(WARN) $(ASAN_FLAGS) -ffp-contract=off -Iref -Itests $< $(REF_SRC) $(OPT_SRC) -o $@ $(LDLIBS)
 
 run: $(B)/g4
 	$(B)/g4 run --ids "2 105 2364 107 106 107" -n 16

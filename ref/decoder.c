@@ -327,7 +327,12 @@ int g4_forward(g4_state *s, const int *tokens, int n, const float *mm, const uin
         return g4_fail(err, "all-position logits need the prompt (%d tokens) in one batch (batch %d)",
                        n, s->max_batch);
     for (int i = 0; i < n_blocks; i++) {
-        if (blocks[i].end - blocks[i].start > s->max_batch)
+        const int bs = blocks[i].start, be = blocks[i].end;
+        if (be <= s->pos || bs >= s->pos + n) continue;   /* not in this call */
+        if (bs < s->pos || be > s->pos + n)
+            return g4_fail(err, "image block [%d, %d) is split by this call (positions %d..%d): "
+                           "pass the whole block in one call", bs, be, s->pos, s->pos + n - 1);
+        if (be - bs > s->max_batch)
             return g4_fail(err, "image block of %d tokens does not fit one batch (%d): raise --batch",
                            blocks[i].end - blocks[i].start, s->max_batch);
     }

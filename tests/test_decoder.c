@@ -18,7 +18,8 @@ static g4_config cfg;
 
 static int prompt(int i) { return (int)((i * 7919u + 13) % (unsigned)cfg.vocab); }
 
-/* run n tokens in batches of `batch`, return a copy of the last logits (malloc) */
+/* run n tokens in one g4_forward call with max_batch `batch` (the decoder splits it into
+ * batches; batch 1 is token-by-token decode); return a copy of the last (or all) logits */
 static float *run(int n, int batch, const g4_block *blocks, int nb, int bf16, int all)
 {
     g4_state s; g4_err err;
@@ -28,14 +29,8 @@ static float *run(int n, int batch, const g4_block *blocks, int nb, int bf16, in
     s.bf16 = bf16;
     int *tok = malloc((size_t)n * sizeof *tok);
     for (int i = 0; i < n; i++) tok[i] = prompt(i);
-    int r = 0;
-    for (int i = 0; i < n && !r; i += batch) {
-        int T = n - i < batch ? n - i : batch;
-        r = g4_forward(&s, tok + i, T, NULL, NULL, blocks, nb, &err);
-        if (all) break;
-    }
     float *out = NULL;
-    if (r) printf("    forward: %s\n", err.msg);
+    if (g4_forward(&s, tok, n, NULL, NULL, blocks, nb, &err)) printf("    forward: %s\n", err.msg);
     else {
         size_t len = (size_t)(all ? n : 1) * cfg.vocab;
         out = malloc(len * sizeof *out);
@@ -122,6 +117,11 @@ static void test_errors(void)
     int bad[2] = { 1, cfg.vocab };
     CHECK(g4_forward(&s, bad, 2, NULL, NULL, NULL, 0, &err) != 0 && strstr(err.msg, "vocabulary"),
           "out-of-range token must fail: %s", err.msg);
+    g4_state_reset(&s);
+    int four[4] = { 0 };
+    g4_block blk = { 2, 6 };
+    CHECK(g4_forward(&s, four, 4, NULL, NULL, &blk, 1, &err) != 0 && strstr(err.msg, "split"),
+          "a block cut by the end of the call must fail: %s", err.msg);
     g4_state_reset(&s);
     int ok[9] = { 0 };
     CHECK(g4_forward(&s, ok, 9, NULL, NULL, NULL, 0, &err) != 0 && strstr(err.msg, "context"),
