@@ -194,6 +194,12 @@ typedef struct {
     int bos, eos, pad;         /* 2, 1, 0 */
     int n_stop; int stop[8];   /* generation stop ids: 1, 106, 50 */
     int n_suppress; int suppress[G4_MAX_SUPPRESS]; /* 258883, 258882: -inf logits */
+    /* multimodal (spec 2.4, 3): special ids and the embedders' sizes; 0 when absent */
+    int boi, eoi, image_tok;   /* 255999 <|image>, 258882 <image|>, 258880 <|image|> */
+    int boa, eoa, audio_tok;   /* 256000 <|audio>, 258883 <audio|>, 258881 <|audio|> */
+    int mm_dim;                /* 3840 vision embedder width (mm_embed_dim) */
+    int mm_posemb;             /* 1120 rows of the factorized x/y position table */
+    int audio_dim;             /* 640 samples per audio frame (audio_embed_dim) */
 } g4_config;
 
 int g4_config_builtin(const char *name, g4_config *c);  /* "12b" | "tiny"; 0 ok, -1 unknown */
@@ -223,8 +229,23 @@ typedef struct {
     float layer_scalar;        /* multiplies the whole residual after the layer */
 } g4_layer;
 
+/* Vision and audio embedders (spec 2.3, 3): weights in HF order (patch vectors HWC). */
+typedef struct {
+    int has_vision, has_audio;
+    float *ln1_w, *ln1_b;      /* [6912] patch_ln1, HWC order (a GGUF mmproj's CHW is permuted back) */
+    g4_tensor patch_dense;     /* rows mm_dim, cols 6912 (HWC columns) */
+    float *patch_b;            /* [mm_dim] */
+    float *ln2_w, *ln2_b;      /* [mm_dim] patch_ln2 */
+    float *pos;                /* [mm_posemb][2][mm_dim]: [i][0] = x (column) row, [i][1] = y (row) row */
+    float *pos_norm_w, *pos_norm_b; /* [mm_dim] pos_norm */
+    g4_tensor vis_proj;        /* rows d_model, cols mm_dim: embed_vision.embedding_projection */
+    g4_tensor aud_proj;        /* rows d_model, cols audio_dim: embed_audio.embedding_projection */
+} g4_mm;
+
 typedef struct g4_model {
     g4_config cfg;
+    g4_mm mm;                  /* vision/audio embedders (has_vision/has_audio 0 when absent) */
+    g4_gguf *mmproj;           /* a separate GGUF mmproj file, when loaded */
     g4_tensor tok_embd;        /* rows vocab, cols d_model; also the tied LM head */
     float *out_norm;           /* [d_model] final norm */
     g4_layer layers[G4_MAX_LAYERS];
@@ -235,11 +256,16 @@ typedef struct g4_model {
     g4_type wtype;             /* dominant matrix type, for printing */
 } g4_model;
 
-/* Open GGUF (by magic), a .safetensors / index.json / folder with config.json. */
+/* Open GGUF (by magic), a .safetensors / index.json / folder with config.json. Vision and
+ * audio weights inside a safetensors checkpoint are bound too (ref/mmproj.c). */
 int g4_model_load(g4_model *m, const char *path, g4_err *err);
 /* Deterministic synthetic weights in memory (ref/synth.c). */
 int g4_model_synth(g4_model *m, const g4_config *c, g4_type wtype, uint64_t seed, g4_err *err);
 void g4_model_free(g4_model *m);
+/* ref/mmproj.c: bind the embedders from a GGUF mmproj (clip, gemma4uv/gemma4ua), or from the
+ * HF names of an already open safetensors checkpoint (called by g4_model_load). */
+int g4_mmproj_load(g4_model *m, const char *path, g4_err *err);
+int g4_mm_bind_safetensors(g4_model *m, const char *path, g4_err *err);
 /* Write a model (any source) as GGUF with matrices in `wtype` (G4_T_NONE = keep each type). */
 int g4_model_write_gguf(const g4_model *m, const char *path, g4_type wtype, g4_err *err);
 /* Write a synthetic model straight to GGUF, row by row, without holding it in memory. */
@@ -262,6 +288,9 @@ typedef struct g4_kernels {
     void (*matmul)(float *Y, const g4_tensor *W, const float *X, int T);
     /* y = x * w / sqrt(mean(x^2) + eps); w NULL = weightless. Gemma 4 convention: x*w, NOT x*(1+w) */
     void (*rmsnorm)(float *y, const float *x, const float *w, int n, float eps);
+    /* PyTorch LayerNorm: y = (x - mean) / sqrt(var + eps) * w + b, biased variance, fp32
+     * (vision embedder, eps 1e-5) */
+    void (*layernorm)(float *y, const float *x, const float *w, const float *b, int n, float eps);
     /* The `bf16` flag of the entries below asks for PyTorch's bf16 tensor semantics: every
      * intermediate tensor op rounds to bf16 (spec 1.6a). With bf16 = 0 everything stays fp32. */
     /* rotate-half RoPE on n_heads heads of hd values at one position: for i < hd/2,
@@ -329,6 +358,46 @@ void g4_state_reset(g4_state *s);    /* empty the cache */
  * Logits of the last position (or all positions) land in s->logits, after soft-cap. */
 int g4_forward(g4_state *s, const int *tokens, int n, const float *mm, const uint8_t *mm_mask,
                const g4_block *blocks, int n_blocks, g4_err *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Vision front end (ref/image.c: PNG -> resized RGB -> 48x48 patches; ref/vision.c: embedder)
+ * ------------------------------------------------------------------------------------------- */
+#define G4_PATCH 48                    /* pixels per patch side (16 x 3x3 merge) */
+#define G4_PATCH_DIM (48 * 48 * 3)     /* 6912 values per patch, HWC */
+typedef struct { int w, h; uint8_t *rgb; } g4_image;   /* [h][w][3] uint8 RGB */
+int  g4_image_load_png(const char *path, g4_image *img, g4_err *err); /* alpha over white */
+void g4_image_free(g4_image *img);
+/* the reference resize policy (spec 2.1): largest multiple-of-48 grid within the budget */
+int  g4_image_target_size(int h, int w, int max_soft_tokens, int *th, int *tw, g4_err *err);
+/* antialiased bicubic on uint8 like torchvision's resize(antialias=True) */
+int  g4_image_resize(const g4_image *in, int th, int tw, g4_image *out, g4_err *err);
+/* raster-order 48x48 blocks: patches [n][6912] = pixel / 255 (row, col, channel inside the
+ * block), pos [n][2] = (x = block column, y = block row); n = (h/48)*(w/48) */
+void g4_image_patchify(const g4_image *img, float *patches, int *pos);
+/* load + resize + patchify; *patches and *pos are malloc'd */
+int  g4_image_prepare(const char *path, int max_soft_tokens, float **patches, int **pos, int *n,
+                      g4_err *err);
+/* patches [n][6912] + pos [n][2] -> out [n][d_model] (spec 2.3; k: kernels; bf16: rounding) */
+int  g4_vision_embed(const g4_model *m, const g4_kernels *k, const float *patches, const int *pos,
+                     int n, float *out, int bf16, g4_err *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Audio front end (ref/audio.c: WAV -> 16 kHz mono -> 640-sample frames -> embedder)
+ * ------------------------------------------------------------------------------------------- */
+#define G4_AUDIO_RATE 16000
+#define G4_AUDIO_FRAME 640
+#define G4_AUDIO_MAX_FRAMES 750        /* 30 s: the model card's per-clip limit */
+typedef struct { int n, rate; float *x; } g4_audio;    /* mono samples, nominally in [-1, 1] */
+int  g4_audio_load_wav(const char *path, g4_audio *a, g4_err *err); /* any rate, downmixed */
+int  g4_audio_resample(const g4_audio *in, int rate, g4_audio *out, g4_err *err);
+void g4_audio_free(g4_audio *a);
+/* frames [n][640], last one zero-padded; fails when n > max_frames (0 = no limit) */
+int  g4_audio_frames(const g4_audio *a16k, int max_frames, float **frames, int *n, g4_err *err);
+/* load + resample + frame */
+int  g4_audio_prepare(const char *path, int max_frames, float **frames, int *n, g4_err *err);
+/* frames [n][640] -> out [n][d_model]: weightless RMSNorm then the projection (spec 3) */
+int  g4_audio_embed(const g4_model *m, const g4_kernels *k, const float *frames, int n,
+                    float *out, int bf16, g4_err *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Sampler (ref/sampler.c)

@@ -42,6 +42,18 @@ static void ref_rmsnorm(float *y, const float *x, const float *w, int n, float e
     }
 }
 
+/* LayerNorm as PyTorch computes it (vision embedder, spec 2.3): biased variance, eps inside the
+ * square root, then weight and bias; sums in double */
+static void ref_layernorm(float *y, const float *x, const float *w, const float *b, int n, float eps)
+{
+    double sum = 0, sq = 0;
+    for (int i = 0; i < n; i++) sum += x[i];
+    const float mean = (float)(sum / n);
+    for (int i = 0; i < n; i++) { double d = (double)x[i] - mean; sq += d * d; }
+    const float rstd = 1.0f / sqrtf((float)(sq / n) + eps);
+    for (int i = 0; i < n; i++) y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+}
+
 /* rb(x): round to bf16 when asked (PyTorch bf16 tensor-op semantics), identity otherwise */
 static inline float rb(float x, int bf16) { return bf16 ? g4_round_bf16(x) : x; }
 
@@ -125,6 +137,7 @@ const g4_kernels g4_kernels_ref = {
     .name = "ref",
     .matmul = ref_matmul,
     .rmsnorm = ref_rmsnorm,
+    .layernorm = ref_layernorm,
     .rope = ref_rope,
     .attention = ref_attention,
     .geglu = ref_geglu,
