@@ -1,0 +1,25 @@
+/* bench.h - the end-to-end benchmark behind `g4 bench` (bench/bench.c).
+ *
+ * main.c parses the flags, opens the model (timing it) and picks the kernel table; g4_bench_run
+ * then times a prefill of `pp` tokens and `tg` decode steps, `reps` times each, and prints one
+ * JSON object per test (llama-bench style names "pp16", "tg8") on `out`.
+ */
+#ifndef G4_BENCH_H
+#define G4_BENCH_H
+
+#include "g4.h"
+
+typedef struct {
+    int pp;                    /* prefill tokens (0 = skip the pp test) */
+    int tg;                    /* decode steps (0 = skip the tg test) */
+    int reps;                  /* timed repetitions of each test */
+    int ctx;                   /* KV cache size; at least pp + tg */
+    int threads;               /* threads asked for (the ref table always runs on 1) */
+    double load_s;             /* seconds g4_model_load / g4_model_synth took */
+} g4_bench_opts;
+
+/* Runs the tests on model m with kernel table k; JSON lines go to `out`. 0 ok, -1 + err. */
+int g4_bench_run(const g4_model *m, const g4_kernels *k, const g4_bench_opts *o, FILE *out,
+                 g4_err *err);
+
+#endif

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# test_cli.sh - the g4 command line end to end: help, run on the built-in model, synth -> info ->
+# run on the file (same tokens as in memory), error lines and exit codes, --dump-logits, --tap,
+# bench JSON, and the ref-only build giving the same tokens.
+#
+# Run by tests/run.sh with G4=build/g4 and G4_REF=build/g4-ref. Prints "PASS name" / "FAIL name"
+# lines like tests/harness.h and exits 1 if any test failed.
+G4=${G4:-build/g4}
+G4_REF=${G4_REF:-build/g4-ref}
+T=$(mktemp -d /tmp/g4_test_cli.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+npass=0; nfail=0
+IDS="2 105 236 107 10 107"   # < 256: valid in any vocab
+
+# result NAME CONDITION-STATUS MESSAGE
+ok()   { echo "PASS $1"; npass=$((npass + 1)); }
+bad()  { echo "    $2"; echo "FAIL $1"; nfail=$((nfail + 1)); }
+
+if [ ! -x "$G4" ]; then echo "    $G4 not built"; echo "FAIL cli_binary"; exit 1; fi
+
+# --- help ------------------------------------------------------------------------------------
+t=help
+out=$("$G4" --help); rc=$?
+if [ $rc -ne 0 ] || ! grep -q '^usage: g4' <<<"$out"; then bad $t "g4 --help: exit $rc"
+else
+  fail=""
+  for c in run info synth bench; do
+    o=$("$G4" $c --help); r=$?
+    [ $r -eq 0 ] && grep -q "^usage: g4 $c" <<<"$o" || fail="$fail $c(exit $r)"
+  done
+  [ -z "$fail" ] && ok $t || bad $t "--help failed for:$fail"
+fi
+
+# --- run on the built-in default model --------------------------------------------------------
+t=run_default
+"$G4" run --ids "$IDS" -n 8 >"$T/def.out" 2>"$T/def.err"; rc=$?
+ntok=$(wc -w <"$T/def.out")
+if [ $rc -ne 0 ]; then bad $t "exit $rc: $(tail -1 "$T/def.err")"
+elif ! grep -Eq '^[0-9]+( [0-9]+)*$' "$T/def.out" || [ "$(wc -l <"$T/def.out")" -ne 1 ] \
+     || [ "$ntok" -lt 1 ] || [ "$ntok" -gt 8 ]; then bad $t "stdout is not one line of 1..8 ids: '$(cat "$T/def.out")'"
+else
+  miss=""
+  for k in "model    synthetic tiny f32 seed 1" "config   tiny" "kernels  " "memory   weights" \
+           "prefill  6 tokens" "decode   " "peak RSS"; do
+    grep -q "^$k" "$T/def.err" || miss="$miss '$k'"
+  done
+  [ -z "$miss" ] && ok $t || bad $t "stderr lacks:$miss"
+fi
+echo "    default model tokens: $(cat "$T/def.out")"
+VOCAB=$(sed -n 's/.* vocab \([0-9]*\),.*/\1/p' "$T/def.err" | head -1)
+DMODEL=$(sed -n 's/.* d_model \([0-9]*\),.*/\1/p' "$T/def.err" | head -1)
+NLAYERS=$(sed -n 's/^config   [^:]*: \([0-9]*\) layers.*/\1/p' "$T/def.err" | head -1)
+
+# the same run is deterministic
+t=run_deterministic
+"$G4" run --ids "$IDS" -n 8 >"$T/def2.out" 2>/dev/null
+[ -s "$T/def.out" ] && cmp -s "$T/def.out" "$T/def2.out" && ok $t || bad $t "two runs differ: '$(cat "$T/def.out")' vs '$(cat "$T/def2.out")'"
+
+# --- synth -> info -> run on the file == in memory ---------------------------------------------
+t=synth_info_run_f32
+if ! "$G4" synth --config tiny --type f32 --seed 1 -o "$T/tiny.gguf" 2>"$T/synth.err"; then
+  bad $t "synth failed: $(tail -1 "$T/synth.err")"
+elif ! "$G4" info "$T/tiny.gguf" >"$T/info.out" 2>"$T/info.err"; then
+  bad $t "info failed: $(tail -1 "$T/info.err")"
+elif ! grep -q 'g4.synthetic.seed' "$T/info.out" || ! grep -q 'token_embd.weight' "$T/info.out" \
+     || ! grep -q '^memory   weights' "$T/info.out" || ! grep -q '^totals ' "$T/info.out"; then
+  bad $t "info output lacks the seed key, token_embd, totals or the memory line"
+else
+  "$G4" run "$T/tiny.gguf" --ids "$IDS" -n 8 >"$T/file.out" 2>"$T/file.err"
+  cmp -s "$T/def.out" "$T/file.out" && ok $t \
+    || bad $t "file gives '$(cat "$T/file.out")', in memory '$(cat "$T/def.out")' ($(tail -1 "$T/file.err"))"
+fi
+
+t=synth_run_q8_0
+"$G4" synth --config tiny --type q8_0 --seed 7 -o "$T/q8.gguf" 2>/dev/null
+"$G4" run "$T/q8.gguf" --ids "$IDS" -n 8 >"$T/q8f.out" 2>"$T/q8f.err"; r1=$?
+"$G4" run synth:tiny:q8_0:7 --ids "$IDS" -n 8 >"$T/q8m.out" 2>/dev/null; r2=$?
+if [ $r1 -ne 0 ] || [ $r2 -ne 0 ]; then bad $t "exit $r1/$r2: $(tail -1 "$T/q8f.err")"
+elif ! cmp -s "$T/q8f.out" "$T/q8m.out"; then bad $t "file '$(cat "$T/q8f.out")' vs memory '$(cat "$T/q8m.out")'"
+elif cmp -s "$T/q8f.out" "$T/def.out" && [ "$(wc -w <"$T/def.out")" -gt 3 ]; then
+  bad $t "seed 7 q8_0 gives the same tokens as seed 1 f32: the seed is ignored?"
+else ok $t; fi
+
+# --- errors: bad flags exit 2, missing files one line + exit 1 ---------------------------------
+t=bad_flag_exit2
+fail=""
+for args in "run --bogus" "frobnicate" "run -n abc" "synth --config tiny" "bench --reps 0" \
+            "run --tap nofile" "info"; do
+  "$G4" $args >/dev/null 2>&1; r=$?
+  [ $r -eq 2 ] || fail="$fail [$args -> $r]"
+done
+[ -z "$fail" ] && ok $t || bad $t "expected exit 2:$fail"
+
+t=missing_file_one_line
+fail=""
+for c in run info; do
+  "$G4" $c "$T/nope.gguf" >/dev/null 2>"$T/miss.err"; r=$?
+  n=$(wc -l <"$T/miss.err")
+  if [ $r -ne 1 ] || [ "$n" -ne 1 ] || ! grep -q "^g4: .*nope.gguf" "$T/miss.err"; then
+    fail="$fail [$c: exit $r, $n lines: $(head -c 200 "$T/miss.err")]"
+  fi
+done
+[ -z "$fail" ] && ok $t || bad $t "$fail"
+
+t=truncated_file_one_line
+head -c 1000 "$T/tiny.gguf" >"$T/trunc.gguf"
+"$G4" run "$T/trunc.gguf" >/dev/null 2>"$T/trunc.err"; r=$?
+if [ $r -eq 1 ] && [ "$(wc -l <"$T/trunc.err")" -eq 1 ] && grep -q "^g4: .*trunc.gguf" "$T/trunc.err"; then ok $t
+else bad $t "exit $r: $(head -c 300 "$T/trunc.err")"; fi
+
+t=mem_limit_refuses
+"$G4" run --mem-limit 1K >/dev/null 2>"$T/mem.err"; r=$?
+if [ $r -eq 1 ] && [ "$(wc -l <"$T/mem.err")" -eq 1 ] && grep -q "^g4: .*limit" "$T/mem.err"; then ok $t
+else bad $t "exit $r: $(cat "$T/mem.err")"; fi
+
+# --- dump-logits: positions * vocab * 4 bytes, independent of the batch split ------------------
+t=dump_logits_size
+"$G4" run --ids "$IDS" -n 1 --dump-logits "$T/lg.f32" >/dev/null 2>"$T/lg.err"; r=$?
+want=$((6 * ${VOCAB:-0} * 4))
+got=$(stat -c %s "$T/lg.f32" 2>/dev/null || echo 0)
+if [ $r -eq 0 ] && [ -n "$VOCAB" ] && [ "$got" -eq "$want" ]; then ok $t
+else bad $t "exit $r, size $got, want 6 * vocab ${VOCAB:-?} * 4 = $want"; fi
+
+t=dump_logits_batch_invariant
+"$G4" run --ids "$IDS" -n 1 --batch 2 --dump-logits "$T/lg2.f32" >/dev/null 2>&1
+cmp -s "$T/lg.f32" "$T/lg2.f32" && ok $t || bad $t "logits of the prompt differ between --batch 32 and --batch 2"
+
+# --- tap ---------------------------------------------------------------------------------------
+t=tap_writes_rows
+"$G4" run --ids "$IDS" -n 1 --tap layer_out.1="$T/l1.f32" --tap embed="$T/emb.f32" >/dev/null 2>"$T/tap.err"; r=$?
+want=$((6 * ${DMODEL:-0} * 4))
+g1=$(stat -c %s "$T/l1.f32" 2>/dev/null || echo 0); g2=$(stat -c %s "$T/emb.f32" 2>/dev/null || echo 0)
+if [ $r -eq 0 ] && [ -n "$DMODEL" ] && [ "$g1" -eq "$want" ] && [ "$g2" -eq "$want" ] \
+   && ! cmp -s "$T/l1.f32" "$T/emb.f32"; then ok $t
+else bad $t "exit $r, sizes $g1 / $g2, want 6 * d_model ${DMODEL:-?} * 4 = $want ($(tail -1 "$T/tap.err"))"; fi
+
+t=tap_all_layers
+"$G4" run --ids "$IDS" -n 1 --tap layer_out="$T/all.f32" >/dev/null 2>&1
+want=$((${NLAYERS:-0} * 6 * ${DMODEL:-0} * 4)); got=$(stat -c %s "$T/all.f32" 2>/dev/null || echo 0)
+[ -n "$NLAYERS" ] && [ "$got" -eq "$want" ] && ok $t || bad $t "size $got, want layers ${NLAYERS:-?} * 6 * d_model * 4 = $want"
+
+t=tap_unknown_name
+"$G4" run --ids "$IDS" -n 1 --tap nosuch="$T/x.f32" >/dev/null 2>"$T/tapx.err"; r=$?
+[ $r -eq 1 ] && [ "$(wc -l <"$T/tapx.err" | tr -d ' ')" -ge 1 ] && grep -q "^g4: --tap nosuch" "$T/tapx.err" \
+  && ok $t || bad $t "exit $r: $(tail -1 "$T/tapx.err")"
+
+# --- bench: one JSON object per test ----------------------------------------------------------
+t=bench_json
+"$G4" bench --pp 4 --tg 2 --reps 2 >"$T/bench.out" 2>"$T/bench.err"; r=$?
+if [ $r -ne 0 ]; then bad $t "exit $r: $(tail -1 "$T/bench.err")"
+elif [ "$(wc -l <"$T/bench.out")" -ne 2 ] || ! grep -q '"test": "pp4"' "$T/bench.out" \
+     || ! grep -q '"test": "tg2"' "$T/bench.out"; then bad $t "want 2 lines pp4, tg2: $(cat "$T/bench.out")"
+elif command -v python3 >/dev/null && ! python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    o = json.loads(line)
+    for k in ("commit", "cpu", "kernels", "threads", "model", "wtype", "test", "n_tokens", "samples",
+              "median_s", "tok_s", "gb_s", "load_s", "peak_rss", "loadavg", "logits_hash"):
+        assert k in o, k
+    assert len(o["samples"]) == 2 and o["median_s"] > 0 and o["tok_s"] > 0
+' "$T/bench.out" 2>"$T/py.err"; then bad $t "JSON check: $(tail -1 "$T/py.err")"
+else ok $t; fi
+
+# --- the ref-only build gives the same tokens -------------------------------------------------
+t=ref_build_same_tokens
+if [ ! -x "$G4_REF" ]; then bad $t "$G4_REF not built"
+else
+  "$G4_REF" run --ids "$IDS" -n 8 >"$T/ref.out" 2>"$T/ref.err"; r=$?
+  if [ $r -eq 0 ] && cmp -s "$T/ref.out" "$T/def.out" && grep -q '^kernels  ref' "$T/ref.err"; then ok $t
+  else bad $t "exit $r: g4-ref '$(cat "$T/ref.out")' vs g4 '$(cat "$T/def.out")'"; fi
+fi
+
+echo "# $npass passed, $nfail failed"
+[ $nfail -eq 0 ]
