@@ -48,11 +48,16 @@ $(B)/asan/%: tests/%.c $(REF_SRC) $(OPT_SRC) tests/harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(ASAN_FLAGS) -ffp-contract=off -Iref -Itests $< $(REF_SRC) $(OPT_SRC) -o $@ $(LDLIBS)
 
+# the CLI under AddressSanitizer + UBSan, for tests/test_cli_asan.sh
+$(B)/asan/g4: ref/main.c $(REF_SRC) $(OPT_SRC) $(BENCH_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(WARN) $(ASAN_FLAGS) -ffp-contract=off -Iref $^ -o $@ $(LDLIBS)
+
 run: $(B)/g4
 	$(B)/g4 run --ids "2 105 300 107 106 107" -n 16
 
-test: all $(TEST_BIN) $(ASAN_BIN)
-	@G4=$(B)/g4 G4_REF=$(B)/g4-ref bash tests/run.sh $(TEST_BIN) $(ASAN_BIN) $(wildcard tests/test_*.sh)
+test: all $(TEST_BIN) $(ASAN_BIN) $(B)/asan/g4
+	@G4=$(B)/g4 G4_REF=$(B)/g4-ref G4_ASAN=$(B)/asan/g4 bash tests/run.sh $(TEST_BIN) $(ASAN_BIN) $(wildcard tests/test_*.sh)
 
 bench: $(B)/g4
 	bash bench/run.sh $(B)/g4

@@ -22,4 +22,10 @@ typedef struct {
 int g4_bench_run(const g4_model *m, const g4_kernels *k, const g4_bench_opts *o, FILE *out,
                  g4_err *err);
 
+/* `g4 bench --kernels-micro [options]` (bench/kernels.c): per-kernel micro-benchmarks at the
+ * 12B shapes next to the machine's limits measured in the same run; JSON lines on stdout.
+ * argv holds the options after --kernels-micro. Returns the process exit code (0, 1 error,
+ * 2 bad usage). */
+int g4_bench_kernels_cli(int argc, char **argv);
+
 #endif

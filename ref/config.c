@@ -1,23 +1,30 @@
 /* config.c - the model configuration (g4_config): built-in shapes, reading it from a GGUF file or
  * from an HF config.json, sanity checks, and the text decoder's parameter count.
  *
- * Built-ins (spec 1.1, 1.2):
- *   "12b"  the released google/gemma-4-12B-it text decoder: 48 layers, global (full attention)
- *          at (l+1) % 6 == 0, d_model 3840, d_ff 15360, 16 query heads, KV heads 8 sliding / 1
+ * Built-ins (spec 1.1, 1.2, 2.4, 3):
+ *   "12b"  the released google/gemma-4-12B-it: 48 layers, global (full attention) at
+ *          (l+1) % 6 == 0, d_model 3840, d_ff 15360, 16 query heads, KV heads 8 sliding / 1
  *          global, head_dim 256 / 512, vocab 262144, window 1024, RoPE theta 1e4 sliding / 1e6
  *          global with partial factor 0.25 (proportional), RMSNorm eps 1e-6, final soft-cap 30,
  *          K=V on global layers, bos 2 eos 1 pad 0, stop ids {1, 106, 50}, suppressed
- *          {258883 <audio|>, 258882 <image|>}.
+ *          {258883 <audio|>, 258882 <image|>}. Multimodal: <|image> 255999, <image|> 258882,
+ *          <|image|> 258880, <|audio> 256000, <audio|> 258883, <|audio|> 258881; vision
+ *          embedder width 3840 with a 1120-row position table; audio frames of 640 samples.
  *   "tiny" the same architecture at toy size for tests and the default synthetic model:
  *          6 layers, global at (l+1) % 3 == 0 (layers 2 and 5), d_model 128, d_ff 256, 4 heads,
  *          KV heads 2 / 1, head_dim 32 / 64, vocab 512, window 8, the same thetas, partial
- *          factor, eps, soft-cap, K=V and special ids; nothing suppressed (the real ids lie
- *          beyond its vocab).
+ *          factor, eps, soft-cap, K=V, bos/eos/pad and stop ids. Multimodal ids inside its vocab:
+ *          <|image> 500, <|audio> 501, <|image|> 502, <|audio|> 503, <image|> 504, <audio|> 505
+ *          (suppressed {505, 504} like the 12b); vision width 96 (deliberately != d_model 128, so
+ *          a transposed projection cannot pass a test), 64 position rows, 640-sample frames.
  *
  * From GGUF (spec 5.2): the gemma4.* keys; per-layer head_count_kv; sliding_window_pattern
  * (bool per layer, true = sliding); K=V when the global layers have no blk.N.attn_v.weight;
  * the partial rotary factor from rope_freqs.weight (llama.cpp's encoding of proportional RoPE:
- * 1.0 for the rotated pairs, then a huge factor that stops rotation) or 0.25 when absent.
+ * 1.0 for the rotated pairs, then a huge factor that stops rotation) or 0.25 when absent. The
+ * multimodal ids are looked up by their token strings in tokenizer.ggml.tokens (without a
+ * token list: the 12b ids when they fit the vocab); the embedder sizes stay 0 until a GGUF
+ * mmproj is loaded (ref/mmproj.c fills them in).
  *
  * From config.json: model_type gemma4_unified (fields in text_config) or a bare
  * gemma4_unified_text config, with the defaults of transformers' Gemma4UnifiedTextConfig for
@@ -25,7 +32,12 @@
  * present (what transformers >= 5 writes), else from global_head_dim (default 512) and, when
  * attention_k_eq_v, num_global_key_value_heads (what the published checkpoint has). A
  * generation_config.json next to the config adds its eos ids to the stop list and gives the
- * suppressed ids.
+ * suppressed ids. Multimodal: the top-level ids (image_token_id, boi_token_id, eoi_token_id,
+ * audio_token_id, boa_token_id, eoa_token_index or eoa_token_id; transformers' defaults are the
+ * 12b ids), vision_config (mm_embed_dim, mm_posemb_size, output_proj_dims which must equal
+ * mm_embed_dim, patch_size * pooling_kernel_size which must be 48) and audio_config
+ * (audio_embed_dim, which must be 640). Without a vision_config (audio_config) mm_dim and
+ * mm_posemb (audio_dim) are 0 and ids outside the vocab become 0 ("absent").
  *
  * Stop ids: eos, plus 106 (<turn|>) and 50 (<|tool_response>) of the Gemma 4 chat format
  * (spec 6) when they are inside the vocab, plus any further eos ids the files list.
@@ -42,9 +54,14 @@
 /* ids of the Gemma 4 chat format (spec 6): <turn|> ends a turn, <|tool_response> stops too */
 #define G4_TOK_END_TURN 106
 #define G4_TOK_TOOL_RESPONSE 50
-/* <audio|> and <image|>: the end-of-media ids that IT generation suppresses (spec 1.3 step 6) */
-#define G4_TOK_EOA 258883
+/* the 12b's multimodal ids (spec 2.4, 3); <audio|> and <image|> are also the end-of-media ids
+ * that IT generation suppresses (spec 1.3 step 6) */
+#define G4_TOK_BOI 255999
 #define G4_TOK_EOI 258882
+#define G4_TOK_IMAGE 258880
+#define G4_TOK_BOA 256000
+#define G4_TOK_EOA 258883
+#define G4_TOK_AUDIO 258881
 
 /* add a stop id once; -1 when the list (8 ids) is full */
 static int add_stop(g4_config *c, int id)
@@ -64,11 +81,12 @@ static void default_stops(g4_config *c)
     if (G4_TOK_TOOL_RESPONSE < c->vocab) add_stop(c, G4_TOK_TOOL_RESPONSE);
 }
 
+/* suppressed: the end-of-media ids <audio|>, <image|> when set (0 = absent) and distinct */
 static void default_suppress(g4_config *c)
 {
     c->n_suppress = 0;
-    if (G4_TOK_EOA < c->vocab) c->suppress[c->n_suppress++] = G4_TOK_EOA;
-    if (G4_TOK_EOI < c->vocab) c->suppress[c->n_suppress++] = G4_TOK_EOI;
+    if (c->eoa > 0 && c->eoa < c->vocab) c->suppress[c->n_suppress++] = c->eoa;
+    if (c->eoi > 0 && c->eoi < c->vocab && c->eoi != c->eoa) c->suppress[c->n_suppress++] = c->eoi;
 }
 
 int g4_config_builtin(const char *name, g4_config *c)
@@ -79,11 +97,16 @@ int g4_config_builtin(const char *name, g4_config *c)
         c->n_layers = 48; c->d_model = 3840; c->d_ff = 15360; c->n_heads = 16;
         c->n_kv_swa = 8; c->n_kv_full = 1; c->hd_swa = 256; c->hd_full = 512;
         c->vocab = 262144; c->window = 1024;
+        c->boi = G4_TOK_BOI; c->eoi = G4_TOK_EOI; c->image_tok = G4_TOK_IMAGE;
+        c->boa = G4_TOK_BOA; c->eoa = G4_TOK_EOA; c->audio_tok = G4_TOK_AUDIO;
+        c->mm_dim = 3840; c->mm_posemb = 1120; c->audio_dim = 640;
         period = 6;
     } else if (name && strcmp(name, "tiny") == 0) {
         c->n_layers = 6; c->d_model = 128; c->d_ff = 256; c->n_heads = 4;
         c->n_kv_swa = 2; c->n_kv_full = 1; c->hd_swa = 32; c->hd_full = 64;
         c->vocab = 512; c->window = 8;
+        c->boi = 500; c->boa = 501; c->image_tok = 502; c->audio_tok = 503; c->eoi = 504; c->eoa = 505;
+        c->mm_dim = 96; c->mm_posemb = 64; c->audio_dim = 640;
         period = 3;
     } else return -1;
     snprintf(c->name, sizeof c->name, "%s", name);
@@ -96,7 +119,7 @@ int g4_config_builtin(const char *name, g4_config *c)
     c->k_eq_v = 1;
     c->bos = 2; c->eos = 1; c->pad = 0;
     default_stops(c);        /* {1, 106, 50} */
-    default_suppress(c);     /* 12b: {258883, 258882}; tiny: none */
+    default_suppress(c);     /* 12b: {258883, 258882}; tiny: {505, 504} */
     return 0;
 }
 
@@ -139,6 +162,25 @@ int g4_config_check(const g4_config *c, g4_err *err)
     for (int k = 0; k < c->n_suppress; k++)
         REQ(c->suppress[k] >= 0 && c->suppress[k] < c->vocab, "suppressed id %d outside the vocab of %d",
             c->suppress[k], c->vocab);
+    /* multimodal: ids are 0 (absent) or inside the vocab */
+    const struct { const char *what; int id; } ids[] = {
+        { "boi", c->boi }, { "eoi", c->eoi }, { "image_tok", c->image_tok },
+        { "boa", c->boa }, { "eoa", c->eoa }, { "audio_tok", c->audio_tok } };
+    for (int k = 0; k < 6; k++)
+        REQ(ids[k].id >= 0 && ids[k].id < c->vocab, "%s id %d outside the vocab of %d", ids[k].what, ids[k].id, c->vocab);
+    REQ(c->mm_dim >= 0 && c->mm_dim <= (1 << 16), "mm_dim %d not in 0..65536", c->mm_dim);
+    REQ(c->mm_posemb >= 0 && c->mm_posemb <= (1 << 20), "mm_posemb %d not in 0..1048576", c->mm_posemb);
+    REQ((c->mm_dim == 0) == (c->mm_posemb == 0), "mm_dim %d and mm_posemb %d must both be set or both 0",
+        c->mm_dim, c->mm_posemb);
+    REQ(c->audio_dim == 0 || c->audio_dim == G4_AUDIO_FRAME, "audio_dim %d must be 0 or %d (samples per frame)",
+        c->audio_dim, G4_AUDIO_FRAME);
+    /* the ids that are set must all differ (a soft token that is also a delimiter could not be
+     * told apart); a modality may lack ids (a text GGUF without token strings + an mmproj): the
+     * embedder still works, only prompt building needs them */
+    for (int a = 0; a < 6; a++)
+        for (int b = a + 1; b < 6; b++)
+            REQ(ids[a].id == 0 || ids[a].id != ids[b].id, "%s and %s are the same id %d", ids[a].what, ids[b].what,
+                ids[a].id);
 #undef REQ
     return 0;
 }
@@ -205,6 +247,25 @@ static int gg_float(const g4_gguf *g, const char *key, double def, float *out, g
 static int gg_id(const g4_gguf *g, const char *key, int def, int *out, g4_err *err)
 {
     return gg_int(g, key, def, 0, INT_MAX, out, err);
+}
+
+/* the multimodal ids of a GGUF (spec 2.4, 3): found by their token strings in the tokenizer's
+ * list; without a string list the 12b ids when they fit the vocab; 0 = absent. The embedder
+ * sizes are not in a text GGUF (a GGUF mmproj carries them). */
+static void gg_mm_ids(const g4_gguf_value *toks, g4_config *c)
+{
+    static const char *const str[6] = { "<|image>", "<image|>", "<|image|>", "<|audio>", "<audio|>", "<|audio|>" };
+    static const int def[6] = { G4_TOK_BOI, G4_TOK_EOI, G4_TOK_IMAGE, G4_TOK_BOA, G4_TOK_EOA, G4_TOK_AUDIO };
+    int *dst[6] = { &c->boi, &c->eoi, &c->image_tok, &c->boa, &c->eoa, &c->audio_tok };
+    const int have_list = toks && toks->type == G4_GGUF_ARRAY && toks->arr_type == G4_GGUF_STRING;
+    for (int k = 0; k < 6; k++) *dst[k] = !have_list && def[k] < c->vocab ? def[k] : 0;
+    if (!have_list) return;
+    for (uint64_t i = 0; i < toks->arr_n && i < (uint64_t)c->vocab; i++) {
+        g4_str t = g4_gguf_arr_str(toks, i);
+        if (t.len < 8 || t.len > 9 || t.s[0] != '<') continue;
+        for (int k = 0; k < 6; k++)
+            if (*dst[k] == 0 && strlen(str[k]) == t.len && memcmp(str[k], t.s, t.len) == 0) *dst[k] = (int)i;
+    }
 }
 
 int g4_config_from_gguf(const g4_gguf *g, g4_config *c, g4_err *err)
@@ -314,6 +375,8 @@ int g4_config_from_gguf(const g4_gguf *g, g4_config *c, g4_err *err)
     } else {
         return g4_fail(err, "%s: no token_embd.weight and no tokenizer.ggml.tokens: vocab size unknown", g->path);
     }
+
+    gg_mm_ids(toks, c);
 
     /* K=V: global layers without their own V projection */
     int with_v = 0, without_v = 0;
@@ -464,6 +527,77 @@ static int j_rope(const jctx *x, const g4_json *rp, const char *type, int global
                        x->path, x->pre, type, th, pf);
     *theta = (float)th;
     *partial = (float)pf;
+    return 0;
+}
+
+/* Multimodal part of a composite config.json (spec 2.3, 2.4, 3): the special ids at the top
+ * level (transformers' defaults are the 12b ids), vision_config and audio_config (null or
+ * absent = no such embedder). */
+static int mm_config(const jctx *x, const g4_json *top, g4_config *c)
+{
+    int ids[6];
+    static const char *const key[6] = { "boi_token_id", "eoi_token_id", "image_token_id",
+                                        "boa_token_id", "eoa_token_index", "audio_token_id" };
+    static const int def[6] = { G4_TOK_BOI, G4_TOK_EOI, G4_TOK_IMAGE, G4_TOK_BOA, G4_TOK_EOA, G4_TOK_AUDIO };
+    for (int k = 0; k < 6; k++) {
+        /* the end-of-audio id is eoa_token_index in transformers' class, eoa_token_id elsewhere */
+        const char *kk = key[k];
+        if (k == 4 && !g4_json_get(top, kk) && g4_json_get(top, "eoa_token_id")) kk = "eoa_token_id";
+        if (j_int(x, top, kk, def[k], 0, &ids[k])) return -1;
+    }
+    const g4_json *vc = g4_json_get(top, "vision_config"), *ac = g4_json_get(top, "audio_config");
+    if (vc && vc->type != G4_JNULL && vc->type != G4_JOBJ)
+        return g4_fail(x->err, "%s: vision_config must be an object or null", x->path);
+    if (ac && ac->type != G4_JNULL && ac->type != G4_JOBJ)
+        return g4_fail(x->err, "%s: audio_config must be an object or null", x->path);
+    const int has_v = vc && vc->type == G4_JOBJ, has_a = ac && ac->type == G4_JOBJ;
+    jctx xv = { x->path, "vision_config.", x->err }, xa = { x->path, "audio_config.", x->err };
+    c->mm_dim = c->mm_posemb = c->audio_dim = 0;
+    if (has_v) {
+        int dim, posemb, proj, ps, pool, mps;
+        double eps;
+        /* defaults: transformers Gemma4UnifiedVisionConfig */
+        if (j_int(&xv, vc, "mm_embed_dim", 3840, 1, &dim) || j_int(&xv, vc, "mm_posemb_size", 1120, 1, &posemb) ||
+            j_int(&xv, vc, "output_proj_dims", dim, 1, &proj) || j_int(&xv, vc, "patch_size", 16, 1, &ps) ||
+            j_int(&xv, vc, "pooling_kernel_size", 3, 1, &pool) || j_num(&xv, vc, "rms_norm_eps", 1e-6, &eps))
+            return -1;
+        if (j_int(&xv, vc, "model_patch_size", ps * pool, 1, &mps)) return -1;
+        /* the vision embedder's projection reads the pos_norm output: its input width
+         * (output_proj_dims) is the embedder width */
+        if (proj != dim)
+            return g4_fail(x->err, "%s: vision_config.output_proj_dims %d != mm_embed_dim %d (unsupported)", x->path,
+                           proj, dim);
+        if ((long)ps * pool != G4_PATCH || mps != G4_PATCH)
+            return g4_fail(x->err, "%s: vision_config: model patches of %ld (patch_size %d x pooling_kernel_size %d, "
+                           "model_patch_size %d) pixels; g4 supports %d", x->path, (long)ps * pool, ps, pool, mps, G4_PATCH);
+        if ((float)eps != c->eps)
+            return g4_fail(x->err, "%s: vision_config.rms_norm_eps %g differs from the text eps %g (unsupported)", x->path,
+                           eps, c->eps);
+        c->mm_dim = dim; c->mm_posemb = posemb;
+    }
+    if (has_a) {
+        double eps;
+        if (j_int(&xa, ac, "audio_embed_dim", G4_AUDIO_FRAME, 1, &c->audio_dim) ||
+            j_num(&xa, ac, "rms_norm_eps", 1e-6, &eps))
+            return -1;
+        if (c->audio_dim != G4_AUDIO_FRAME)
+            return g4_fail(x->err, "%s: audio_config.audio_embed_dim %d: g4 frames audio in %d samples", x->path,
+                           c->audio_dim, G4_AUDIO_FRAME);
+        if ((float)eps != c->eps)
+            return g4_fail(x->err, "%s: audio_config.rms_norm_eps %g differs from the text eps %g (unsupported)", x->path,
+                           eps, c->eps);
+    }
+    /* ids of a present modality must be real tokens; the others are kept when they fit */
+    int *dst[6] = { &c->boi, &c->eoi, &c->image_tok, &c->boa, &c->eoa, &c->audio_tok };
+    for (int k = 0; k < 6; k++) {
+        int needed = k < 3 ? has_v : has_a;
+        if (ids[k] >= c->vocab) {
+            if (needed)
+                return g4_fail(x->err, "%s: %s %d outside the vocab of %d", x->path, key[k], ids[k], c->vocab);
+            ids[k] = 0;
+        }
+        *dst[k] = ids[k];
+    }
     return 0;
 }
 
@@ -641,15 +775,10 @@ int g4_config_from_json(const char *path, g4_config *c, g4_err *err)
         for (int k = 0; k < n; k++)
             if (add_stop(c, ids[k])) { g4_fail(err, "%s: more than 8 stop ids", path); goto out; }
     }
-    /* suppressed: the end-of-media ids of the composite config (eoa, eoi) that fit the vocab */
-    c->n_suppress = 0;
-    if (top) {
-        int eoa, eoi;
-        if (j_int(&xt, top, "eoa_token_index", G4_TOK_EOA, 0, &eoa) || j_int(&xt, top, "eoi_token_id", G4_TOK_EOI, 0, &eoi))
-            goto out;
-        if (eoa < c->vocab) c->suppress[c->n_suppress++] = eoa;
-        if (eoi < c->vocab && eoi != eoa) c->suppress[c->n_suppress++] = eoi;
-    }
+    /* multimodal ids and embedder sizes (composite config only), then the suppressed ids: the
+     * end-of-media ids (eoa, eoi) that fit the vocab */
+    if (top && mm_config(&xt, top, c)) goto out;
+    default_suppress(c);
     /* generation_config.json beside config.json: its eos ids stop, its suppress_tokens replace */
     char gpath[512];
     const char *slash = strrchr(path, '/');

@@ -266,6 +266,9 @@ void g4_model_free(g4_model *m);
  * HF names of an already open safetensors checkpoint (called by g4_model_load). */
 int g4_mmproj_load(g4_model *m, const char *path, g4_err *err);
 int g4_mm_bind_safetensors(g4_model *m, const char *path, g4_err *err);
+/* Write m's embedders as a GGUF mmproj in the published layout (spec 5.3: clip, gemma4uv/
+ * gemma4ua, patch weights permuted HWC->CHW, position table as planes). */
+int g4_mmproj_write(const g4_model *m, const char *path, g4_err *err);
 /* Write a model (any source) as GGUF with matrices in `wtype` (G4_T_NONE = keep each type). */
 int g4_model_write_gguf(const g4_model *m, const char *path, g4_type wtype, g4_err *err);
 /* Write a synthetic model straight to GGUF, row by row, without holding it in memory. */
@@ -306,6 +309,13 @@ typedef struct g4_kernels {
     void (*geglu)(float *out, const float *gate, const float *up, int n, int bf16);
     /* x = cap * tanh(x / cap) */
     void (*softcap)(float *x, int n, float cap, int bf16);
+    /* Optional entries, NULL in the ref table (scalar, single-threaded; opt/ fills them):
+     * threads: n >= 1 uses n threads for the calls that follow, n = 0 only asks; returns the
+     * count in use. Results never depend on it (fixed chunks, fixed reduction order).
+     * fma_peak: GFLOP/s of an fp32 FMA loop on this table's vector unit with `threads` threads,
+     * timed for about `seconds` (the machine limit bench/kernels.c reports beside each kernel). */
+    int (*threads)(int n);
+    double (*fma_peak)(int threads, double seconds);
 } g4_kernels;
 
 extern const g4_kernels g4_kernels_ref;

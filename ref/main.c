@@ -56,6 +56,12 @@ static const char *usage_run =
     "  --bf16                round to bf16 where the HF bf16 reference does (spec 1.6a)\n"
     "  --kernels NAME        kernel table (default: best for this CPU, or $G4_KERNELS)\n"
     "  --mem-limit SIZE      refuse to run above this (e.g. 16G; default: MemAvailable)\n"
+    "  --image FILE.png      an image: <|image> + N x <|image|> + <image|> replaces the\n"
+    "                        image placeholder id in --ids (or goes after the first token)\n"
+    "  --audio FILE.wav      a clip: <|audio> + n x <|audio|> + <audio|>, placed the same way\n"
+    "  --mmproj FILE         GGUF projector (clip, gemma4uv/gemma4ua) for a GGUF text model\n"
+    "  --max-soft-tokens N   image token budget: 70, 140, 280, 560 or 1120 (default 280)\n"
+    "  --max-audio-seconds S longest clip accepted (default 30, the model card's limit; 0 = any)\n"
     "  --dump-logits FILE    write the logits of every prompt position: float32 LE [T][vocab]\n"
     "  --tap NAME[.L]=FILE   write the rows the decoder taps at NAME (embed, layer_out,\n"
     "                        attn_out, ffn_out, final_norm, logits), layer L or every call,\n"
@@ -222,6 +228,13 @@ static size_t planned_weight_bytes(const g4_config *c, g4_type t)
         n += g4_row_bytes(t, c->d_model) * (size_t)c->d_ff * 2;                     /* gate, up */
         n += g4_row_bytes(t, c->d_ff) * d;                                          /* down */
         n += (4 * d + 2 * hd + 1) * 4;                                              /* norms, scalar */
+    }
+    if (c->mm_dim > 0) {       /* the synthetic embedders (ref/synth.c): f32, else bf16 matrices */
+        g4_type mt = t == G4_T_F32 ? G4_T_F32 : G4_T_BF16;
+        size_t e = (size_t)c->mm_dim;
+        n += g4_row_bytes(mt, G4_PATCH_DIM) * e + g4_row_bytes(mt, c->mm_dim) * d +
+             g4_row_bytes(mt, c->audio_dim) * d +
+             ((size_t)2 * G4_PATCH_DIM + 5 * e + 2 * (size_t)c->mm_posemb * e) * sizeof(float);
     }
     return n;
 }
@@ -421,6 +434,56 @@ static int parse_ids(const char *s, int **out)
     return n;
 }
 
+/* ---- multimodal prompt (spec 2.4, 3 item 4) ---------------------------------------------- */
+
+/* One media item spliced into the prompt: begin id, n soft tokens (with their rows), end id. */
+typedef struct {
+    int begin, soft, end;      /* <|image> / <|image|> / <image|>, or the audio ids */
+    int n;                     /* soft tokens */
+    float *rows;               /* [n][d_model] embedder output, used unscaled */
+    int bidirectional;         /* 1 for images: a g4_block on sliding layers (spec 2.5) */
+} media;
+
+/* Expand ids: each media item replaces the first occurrence of its soft-token id in ids (the
+ * placeholder the chat template writes), or, when absent, goes after the first token (BOS).
+ * Out: tokens [n], mm rows [n][d] and mask [n], and the image blocks. */
+static int expand_prompt(const int *ids, int n_ids, media *md, int n_md, int d, int **tok_out,
+                         float **mm_out, uint8_t **mask_out, g4_block *blocks, int *n_blocks)
+{
+    int total = n_ids;
+    for (int i = 0; i < n_md; i++) total += md[i].n + 2;   /* upper bound: no placeholder */
+    int *tok = malloc((size_t)total * sizeof *tok);
+    float *mm = calloc((size_t)total * d, sizeof *mm);
+    uint8_t *mask = calloc((size_t)total, 1);
+    if (!tok || !mm || !mask) die("out of memory for a prompt of %d tokens", total);
+    int at[8];                                       /* where each item goes in ids */
+    for (int i = 0; i < n_md; i++) {
+        at[i] = -1;
+        for (int j = 0; j < n_ids && at[i] < 0; j++) if (ids[j] == md[i].soft) at[i] = j;
+    }
+    int o = 0, nb = 0, placed[8] = { 0 };
+    for (int j = 0; j <= n_ids; j++) {
+        for (int i = 0; i < n_md; i++) {
+            int here = at[i] >= 0 ? at[i] == j : j == (n_ids > 0 ? 1 : 0);
+            if (!here || placed[i]) continue;
+            placed[i] = 1;
+            tok[o++] = md[i].begin;
+            if (md[i].bidirectional) { blocks[nb].start = o; blocks[nb].end = o + md[i].n; nb++; }
+            for (int r = 0; r < md[i].n; r++, o++) {
+                tok[o] = md[i].soft; mask[o] = 1;
+                memcpy(mm + (size_t)o * d, md[i].rows + (size_t)r * d, (size_t)d * sizeof *mm);
+            }
+            tok[o++] = md[i].end;
+        }
+        if (j == n_ids) break;
+        int is_placeholder = 0;
+        for (int i = 0; i < n_md; i++) if (at[i] == j) is_placeholder = 1;
+        if (!is_placeholder) tok[o++] = ids[j];
+    }
+    *tok_out = tok; *mm_out = mm; *mask_out = mask; *n_blocks = nb;
+    return o;
+}
+
 static int is_stop(const g4_config *c, int tok)
 {
     for (int i = 0; i < c->n_stop; i++) if (c->stop[i] == tok) return 1;
@@ -436,9 +499,20 @@ static int cmd_run(int argc, char **argv)
     uint64_t seed = 1;
     int bf16 = 0;
     size_t limit = 0; const char *limit_src = "MemAvailable";
+    const char *image = NULL, *audio = NULL, *mmproj = NULL;
+    long max_soft = 280; double max_audio_s = 30;
     static taps tp;
     while (a.i < argc) {
         if (flag(&a, "--ids", 1, &v)) ids_s = v;
+        else if (flag(&a, "--image", 1, &v)) image = v;
+        else if (flag(&a, "--audio", 1, &v)) audio = v;
+        else if (flag(&a, "--mmproj", 1, &v)) mmproj = v;
+        else if (flag(&a, "--max-soft-tokens", 1, &v)) {
+            max_soft = parse_int(&a, "--max-soft-tokens", v, 70, 1120);
+            if (max_soft != 70 && max_soft != 140 && max_soft != 280 && max_soft != 560 && max_soft != 1120)
+                bad_usage(a.usage, "--max-soft-tokens must be 70, 140, 280, 560 or 1120, not %ld", max_soft);
+        }
+        else if (flag(&a, "--max-audio-seconds", 1, &v)) max_audio_s = parse_float(&a, "--max-audio-seconds", v, 0, 1e6);
         else if (flag(&a, "-n", 1, &v)) n_gen = parse_int(&a, "-n", v, 0, 1 << 24);
         else if (flag(&a, "--temp", 1, &v)) temp = parse_float(&a, "--temp", v, 0, 1e6);
         else if (flag(&a, "--top-k", 1, &v)) top_k = parse_int(&a, "--top-k", v, 0, INT32_MAX);
@@ -461,15 +535,23 @@ static int cmd_run(int argc, char **argv)
     int n_prompt = parse_ids(ids_s, &ids);
     if (n_prompt < 0) bad_usage(a.usage, "--ids: '%s' is not a list of token ids", ids_s);
     if (n_prompt == 0) bad_usage(a.usage, "--ids: the prompt is empty");
-    if (ctx == 0) ctx = n_prompt + (n_gen > 0 ? n_gen : 1);
-    if (ctx < n_prompt + (n_gen > 0 ? n_gen - 1 : 0))
-        die("--ctx %ld is too small for %d prompt tokens + %ld generated", ctx, n_prompt, n_gen);
+    /* media first (their token counts size the context); errors name the file */
+    g4_err err = {{0}};
+    float *patches = NULL, *frames = NULL; int *ppos = NULL, n_img = 0, n_aud = 0;
+    if (image && g4_image_prepare(image, (int)max_soft, &patches, &ppos, &n_img, &err)) die("%s", err.msg);
+    int max_frames = max_audio_s > 0 ? (int)(max_audio_s * G4_AUDIO_RATE / G4_AUDIO_FRAME + 0.5) : 0;
+    if (audio && g4_audio_prepare(audio, max_frames, &frames, &n_aud, &err)) die("%s", err.msg);
+    int n_media_tok = (image ? n_img + 2 : 0) + (audio ? n_aud + 2 : 0);
+    if (ctx == 0) ctx = n_prompt + n_media_tok + (n_gen > 0 ? n_gen : 1);
+    if (ctx < n_prompt + n_media_tok + (n_gen > 0 ? n_gen - 1 : 0))
+        die("--ctx %ld is too small for %d prompt tokens + %ld generated", ctx,
+            n_prompt + n_media_tok, n_gen);
     if (!limit) limit = g4_mem_available();
     const char *spec = a.npos ? a.pos[0] : NULL;
     int all_logits = dump != NULL;
-    if (batch > n_prompt) batch = n_prompt;
+    if (batch > n_prompt + n_media_tok) batch = n_prompt + n_media_tok;
+    if (image && batch < n_img) batch = n_img;   /* an image block is never split */
 
-    g4_err err = {{0}};
     const g4_kernels *k = g4_kernels_pick(kernels, &err);
     if (!k) die("%s", err.msg);
 
@@ -489,6 +571,38 @@ static int cmd_run(int argc, char **argv)
     fprintf(stderr, "load     %.3f s\n", load_s);
     for (int i = 0; i < n_prompt; i++)
         if (ids[i] >= c->vocab) die("--ids: token id %d is out of range (vocab %d)", ids[i], c->vocab);
+    if (mmproj && g4_mmproj_load(&m, mmproj, &err)) { g4_model_free(&m); die("%s", err.msg); }
+
+    /* embed the media and splice them into the prompt */
+    media md[2]; int n_md = 0;
+    if (image || audio) {
+        if (image && !m.mm.has_vision) die("%s: the model has no vision embedder (use --mmproj FILE)", image);
+        if (audio && !m.mm.has_audio) die("%s: the model has no audio embedder (use --mmproj FILE)", audio);
+        double tm = g4_now();
+        if (image) {
+            float *rows = malloc((size_t)n_img * c->d_model * sizeof *rows);   /* [n_img][d] */
+            if (!rows || g4_vision_embed(&m, k, patches, ppos, n_img, rows, bf16, &err)) die("%s: %s", image, err.msg);
+            md[n_md++] = (media){ c->boi, c->image_tok, c->eoi, n_img, rows, 1 };
+            fprintf(stderr, "image    %s: %d patches of 48x48\n", image, n_img);
+        }
+        if (audio) {
+            float *rows = malloc((size_t)n_aud * c->d_model * sizeof *rows);   /* [n_aud][d] */
+            if (!rows || g4_audio_embed(&m, k, frames, n_aud, rows, bf16, &err)) die("%s: %s", audio, err.msg);
+            md[n_md++] = (media){ c->boa, c->audio_tok, c->eoa, n_aud, rows, 0 };
+            fprintf(stderr, "audio    %s: %d frames of 40 ms\n", audio, n_aud);
+        }
+        fprintf(stderr, "embed    %.3f s\n", g4_now() - tm);
+    }
+    float *mmrows = NULL; uint8_t *mmask = NULL; g4_block blocks[2]; int n_blocks = 0;
+    if (n_md) {
+        int *full;
+        n_prompt = expand_prompt(ids, n_prompt, md, n_md, c->d_model, &full, &mmrows, &mmask,
+                                 blocks, &n_blocks);
+        free(ids);
+        ids = full;
+        for (int i = 0; i < n_md; i++) free(md[i].rows);
+    }
+    free(patches); free(ppos); free(frames);
 
     g4_state s;
     if (g4_state_init(&s, &m, k, (int)ctx, (int)batch, all_logits, &err)) {
@@ -509,9 +623,13 @@ static int cmd_run(int argc, char **argv)
     /* prefill, in chunks of --batch so --dump-logits sees every position */
     double t0 = g4_now();
     const float *last = s.logits;
-    for (int p = 0; p < n_prompt; p += (int)batch) {
-        int nb = n_prompt - p < batch ? n_prompt - p : (int)batch;
-        if (g4_forward(&s, ids + p, nb, NULL, NULL, NULL, 0, &err)) die("%s", err.msg);
+    for (int p = 0, nb; p < n_prompt; p += nb) {
+        nb = n_prompt - p < batch ? n_prompt - p : (int)batch;
+        for (int i = 0; i < n_blocks; i++)   /* end the chunk before a block it would cut */
+            if (blocks[i].start > p && blocks[i].start < p + nb && blocks[i].end > p + nb)
+                nb = blocks[i].start - p;
+        if (g4_forward(&s, ids + p, nb, mmrows ? mmrows + (size_t)p * c->d_model : NULL,
+                       mmask ? mmask + p : NULL, blocks, n_blocks, &err)) die("%s", err.msg);
         if (df && write_f32le(df, s.logits, (size_t)nb * c->vocab))
             die("%s: write failed: %s", dump, strerror(errno));
         last = all_logits ? s.logits + (size_t)(nb - 1) * c->vocab : s.logits;
@@ -559,7 +677,7 @@ static int cmd_run(int argc, char **argv)
     char b[32];
     fprintf(stderr, "peak RSS %s\n", human(g4_peak_rss(), b));
     free(lg);
-    free(ids);
+    free(ids); free(mmrows); free(mmask);
     g4_sampler_free(&smp);
     g4_state_free(&s);
     g4_model_free(&m);

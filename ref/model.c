@@ -35,6 +35,7 @@ void g4_model_free(g4_model *m)
     free(m->owned);
     if (m->gguf) g4_gguf_close(m->gguf);
     if (m->st) g4_st_close(m->st);
+    if (m->mmproj) g4_gguf_close(m->mmproj);
     memset(m, 0, sizeof *m);
 }
 
@@ -198,7 +199,9 @@ static int load_safetensors(g4_model *m, const char *path, g4_err *err)
     const char *prefix = g4_st_tensor(m->st, "model.language_model.embed_tokens.weight")
                              ? "model.language_model." : "model.";
     binder b = { m, &hf_names, prefix, path, err };
-    return bind_all(&b);
+    if (bind_all(&b)) return -1;
+    /* vision/audio embedders (ref/mmproj.c); a no-op for a text-only checkpoint */
+    return g4_mm_bind_safetensors(m, path, err);
 }
 
 int g4_model_load(g4_model *m, const char *path, g4_err *err)
@@ -229,6 +232,13 @@ size_t g4_model_weight_bytes(const g4_model *m)
         for (int i = 0; i < 7; i++) if (mats[i]->type != G4_T_NONE) n += mats[i]->nbytes;
         n += (size_t)(4 * c->d_model + 2 * g4_hd(c, l) + 1) * 4;
     }
+    /* the vision/audio embedders: matrices as stored, vectors and the position table in fp32 */
+    const g4_mm *mm = &m->mm;
+    if (mm->has_vision)
+        n += mm->patch_dense.nbytes + mm->vis_proj.nbytes +
+             ((size_t)2 * G4_PATCH_DIM + 5 * (size_t)c->mm_dim +
+              (size_t)2 * c->mm_posemb * c->mm_dim) * sizeof(float);
+    if (mm->has_audio) n += mm->aud_proj.nbytes;
     return n;
 }
 

@@ -119,6 +119,7 @@ typedef struct {
     sy_tensor *t; int n, cap;
     uint64_t seed;
     g4_type wtype;
+    int with_mm;               /* also the vision/audio embedders (in-memory models only) */
 } sy_list;
 
 static sy_tensor *add(sy_list *L, const char *name, g4_type type, int64_t cols, int64_t rows,
@@ -154,6 +155,43 @@ static sy_tensor *add_norm(sy_list *L, const char *name, int64_t n, float mean, 
     sy_tensor *t = add(L, name, G4_T_F32, n, 1, 1, SY_NORMAL, mean, 0.1f * mean);
     if (t) t->vec = vec;
     return t;
+}
+
+/* a vector (or a table of rows x n values) with mean `mean` and std `std` */
+static sy_tensor *add_vec(sy_list *L, const char *name, int64_t n, int64_t rows, float mean,
+                          float std, float **vec)
+{
+    sy_tensor *t = add(L, name, G4_T_F32, n, rows, rows > 1 ? 2 : 1, SY_NORMAL, mean, std);
+    if (t) t->vec = vec;
+    return t;
+}
+
+/* The vision and audio embedders (spec 2.3, 3), under the GGUF mmproj names of spec 5.3 but in
+ * HF layout (patch columns HWC, position table [posemb][2][mm_dim]), as g4_mm holds them.
+ * Matrices are f32 when the text matrices are, else bf16 (the published projector's type).
+ * Scales: LayerNorm weights ~1, biases ~0.02; patch_dense and projections std 1/sqrt(cols);
+ * position rows std 0.5 (added to a LayerNorm output of rms 1). */
+static int build_mm_list(sy_list *L, const g4_config *c, g4_model *m)
+{
+    g4_mm *mm = &m->mm;
+    const int e = c->mm_dim, d = c->d_model;
+    const g4_type keep = L->wtype;
+    L->wtype = keep == G4_T_F32 ? G4_T_F32 : G4_T_BF16;
+    int ok = add_vec(L, "v.patch_norm.1.weight", G4_PATCH_DIM, 1, 1.0f, 0.1f, &mm->ln1_w) &&
+             add_vec(L, "v.patch_norm.1.bias", G4_PATCH_DIM, 1, 0.0f, 0.02f, &mm->ln1_b) &&
+             add_mat(L, "v.patch_embd.weight", e, G4_PATCH_DIM, &mm->patch_dense) &&
+             add_vec(L, "v.patch_embd.bias", e, 1, 0.0f, 0.02f, &mm->patch_b) &&
+             add_vec(L, "v.patch_norm.2.weight", e, 1, 1.0f, 0.1f, &mm->ln2_w) &&
+             add_vec(L, "v.patch_norm.2.bias", e, 1, 0.0f, 0.02f, &mm->ln2_b) &&
+             add_vec(L, "v.position_embd.weight", e, (int64_t)c->mm_posemb * 2, 0.0f, 0.5f, &mm->pos) &&
+             add_vec(L, "v.patch_norm.3.weight", e, 1, 1.0f, 0.1f, &mm->pos_norm_w) &&
+             add_vec(L, "v.patch_norm.3.bias", e, 1, 0.0f, 0.02f, &mm->pos_norm_b) &&
+             add_mat(L, "mm.input_projection.weight", d, e, &mm->vis_proj) &&
+             add_mat(L, "mm.a.input_projection.weight", d, c->audio_dim, &mm->aud_proj);
+    L->wtype = keep;
+    if (!ok) return -1;
+    mm->has_vision = mm->has_audio = 1;
+    return 0;
 }
 
 /* Build the list for config c; m (may be NULL) receives the view/array pointers. The order is
@@ -203,15 +241,15 @@ static int build_list(sy_list *L, const g4_config *c, g4_model *m)
 #undef N
     }
     if (!add_norm(L, "output_norm.weight", d, 1.0f, &m->out_norm)) return -1;
-    return 0;
+    return L->with_mm ? build_mm_list(L, c, m) : 0;
 }
 
 /* common checks; fills the list */
 static int prepare(sy_list *L, const g4_config *c, g4_type wtype, uint64_t seed, g4_model *m,
-                   const char *what, g4_err *err)
+                   int with_mm, const char *what, g4_err *err)
 {
     memset(L, 0, sizeof *L);
-    L->seed = seed; L->wtype = wtype;
+    L->seed = seed; L->wtype = wtype; L->with_mm = with_mm;
     if (g4_config_check(c, err)) return -1;
     const char *tn = g4_type_name(wtype);
     if (!tn || wtype == G4_T_NONE)
@@ -235,7 +273,8 @@ int g4_model_synth(g4_model *m, const g4_config *c, g4_type wtype, uint64_t seed
 {
     memset(m, 0, sizeof *m);
     sy_list L;
-    if (prepare(&L, c, wtype, seed, m, "synth", err)) return -1;
+    /* the in-memory model carries the embedders too when the config has them */
+    if (prepare(&L, c, wtype, seed, m, c->mm_dim > 0, "synth", err)) return -1;
     m->cfg = *c;
     m->wtype = wtype;
     snprintf(m->source, sizeof m->source, "synthetic %s %s seed %llu", c->name,
@@ -265,9 +304,9 @@ int g4_model_synth(g4_model *m, const g4_config *c, g4_type wtype, uint64_t seed
             v->data = buf; v->nbytes = rb * (size_t)t->ne[1];
         } else {
             /* vectors are stored F32, so the fp32 row is exactly what a loader reads back */
-            float *buf = g4_model_own(m, (size_t)t->ne[0] * sizeof(float));
+            float *buf = g4_model_own(m, (size_t)t->ne[0] * t->ne[1] * sizeof(float));
             if (!buf) { r = g4_fail(err, "synth: out of memory"); break; }
-            synth_row(t, 0, buf);
+            for (int64_t y = 0; y < t->ne[1]; y++) synth_row(t, y, buf + y * t->ne[0]);
             if (t->vec) *t->vec = buf;
             if (t->scalar) *t->scalar = buf[0];
         }
@@ -318,7 +357,7 @@ int g4_synth_write_gguf(const g4_config *c, g4_type wtype, uint64_t seed, const 
                         int verbose, g4_err *err)
 {
     sy_list L;
-    if (prepare(&L, c, wtype, seed, NULL, path, err)) return -1;
+    if (prepare(&L, c, wtype, seed, NULL, 0, path, err)) return -1;
     g4_gguf_writer *w = g4_gguf_writer_new();
     if (!w) { free(L.t); return g4_fail(err, "%s: out of memory", path); }
 

@@ -170,5 +170,48 @@ else
   else bad $t "exit $r: g4-ref '$(cat "$T/ref.out")' vs g4 '$(cat "$T/def.out")'"; fi
 fi
 
+# --- multimodal: image + audio through the built-in model (issue 3) ---------------------------
+t=run_image_audio
+"$G4" run --image tests/data/sample.png --audio tests/data/sample.wav --ids "$IDS" -n 4 \
+    --dump-logits "$T/mm.f32" >"$T/mm.out" 2>"$T/mm.err"; r=$?
+np=$(sed -n 's/^image .*: \([0-9]*\) patches.*/\1/p' "$T/mm.err")
+nf=$(sed -n 's/^audio .*: \([0-9]*\) frames.*/\1/p' "$T/mm.err")
+vocab=$(sed -n 's/.*vocab \([0-9]*\),.*/\1/p' "$T/mm.err" | head -1)
+if [ $r -ne 0 ]; then bad $t "exit $r: $(tail -1 "$T/mm.err")"
+elif [ -z "$np" ] || [ -z "$nf" ] || [ "$np" -lt 1 ] || [ "$nf" -lt 1 ]; then bad $t "no patch/frame count: $(cat "$T/mm.err")"
+else
+  # prompt = 6 ids + (<|image> + np + <image|>) + (<|audio> + nf + <audio|>)
+  want=$(( (6 + np + 2 + nf + 2) * vocab * 4 ))
+  got=$(stat -c %s "$T/mm.f32")
+  [ "$got" -eq "$want" ] && ok $t || bad $t "logits file $got bytes, want $want"
+fi
+
+t=image_placeholder_position
+# the image placeholder id in --ids decides where the block goes: a different place, other logits
+"$G4" run --image tests/data/sample.png --ids "2 105 502 107" -n 1 --dump-logits "$T/ph1.f32" >/dev/null 2>"$T/ph1.err"; r1=$?
+"$G4" run --image tests/data/sample.png --ids "2 105 107" -n 1 --dump-logits "$T/ph2.f32" >/dev/null 2>"$T/ph2.err"; r2=$?
+if [ $r1 -ne 0 ] || [ $r2 -ne 0 ]; then bad $t "exit $r1/$r2: $(tail -1 "$T/ph1.err") $(tail -1 "$T/ph2.err")"
+elif [ "$(stat -c %s "$T/ph1.f32")" -ne "$(stat -c %s "$T/ph2.f32")" ]; then bad $t "same prompt length expected"
+elif cmp -s "$T/ph1.f32" "$T/ph2.f32"; then bad $t "placeholder position made no difference"
+else ok $t; fi
+
+t=bad_image_one_line
+printf '\x89PNG\r\n\x1a\nbroken' >"$T/broken.png"
+"$G4" run --image "$T/broken.png" >/dev/null 2>"$T/bi.err"; r=$?
+if [ $r -eq 1 ] && [ "$(wc -l <"$T/bi.err")" -eq 1 ] && grep -q "^g4: $T/broken.png: " "$T/bi.err"; then ok $t
+else bad $t "exit $r: $(cat "$T/bi.err")"; fi
+
+t=audio_31s_limit
+# a 31 s 16 kHz mono 16-bit WAV of silence: header by hand, 992000 data bytes
+le32() { printf "\\x$(printf %02x $(($1 & 255)))\\x$(printf %02x $((($1 >> 8) & 255)))\\x$(printf %02x $((($1 >> 16) & 255)))\\x$(printf %02x $((($1 >> 24) & 255)))"; }
+{ printf 'RIFF'; le32 $((36 + 992000)); printf 'WAVEfmt '; le32 16; printf '\x01\x00\x01\x00'
+  le32 16000; le32 32000; printf '\x02\x00\x10\x00'; printf 'data'; le32 992000
+  head -c 992000 /dev/zero; } >"$T/long.wav"
+"$G4" run --audio "$T/long.wav" -n 1 >/dev/null 2>"$T/la.err"; r=$?
+"$G4" run --audio "$T/long.wav" --max-audio-seconds 0 -n 1 >/dev/null 2>"$T/lb.err"; r2=$?
+if [ $r -eq 1 ] && grep -q -- "--max-audio-seconds" "$T/la.err" && [ "$(wc -l <"$T/la.err")" -eq 1 ] \
+   && [ $r2 -eq 0 ] && grep -q '^audio .* 775 frames' "$T/lb.err"; then ok $t
+else bad $t "limit exit $r ($(cat "$T/la.err")), raised exit $r2 ($(tail -1 "$T/lb.err"))"; fi
+
 echo "# $npass passed, $nfail failed"
 [ $nfail -eq 0 ]

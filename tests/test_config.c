@@ -19,7 +19,25 @@
 #define CFG_DIR "tests/data/config"
 static char tmpdir[64];
 
-/* field-by-field comparison (names ignored); prints each difference */
+/* the multimodal fields (spec 2.4, 3); prints each difference */
+static int same_mm(const g4_config *a, const g4_config *b, const char *what)
+{
+    int bad = 0;
+#define F(f) if (a->f != b->f) { printf("    %s: " #f " %d vs %d\n", what, a->f, b->f); bad++; }
+    F(boi) F(eoi) F(image_tok) F(boa) F(eoa) F(audio_tok) F(mm_dim) F(mm_posemb) F(audio_dim)
+#undef F
+    return bad == 0;
+}
+
+/* a config with no multimodal part: ids 0, sizes 0, nothing suppressed */
+static void strip_mm(g4_config *c)
+{
+    c->boi = c->eoi = c->image_tok = c->boa = c->eoa = c->audio_tok = 0;
+    c->mm_dim = c->mm_posemb = c->audio_dim = 0;
+    c->n_suppress = 0;
+}
+
+/* field-by-field comparison of the text fields (names ignored); prints each difference */
 static int same_config(const g4_config *a, const g4_config *b, const char *what)
 {
     int bad = 0;
@@ -52,6 +70,9 @@ static void test_builtins(void)
     CHECK(c.bos == 2 && c.eos == 1 && c.pad == 0, "12b ids");
     CHECK(c.n_stop == 3 && c.stop[0] == 1 && c.stop[1] == 106 && c.stop[2] == 50, "12b stop");
     CHECK(c.n_suppress == 2 && c.suppress[0] == 258883 && c.suppress[1] == 258882, "12b suppress");
+    CHECK(c.boi == 255999 && c.eoi == 258882 && c.image_tok == 258880, "12b image ids (spec 2.4)");
+    CHECK(c.boa == 256000 && c.eoa == 258883 && c.audio_tok == 258881, "12b audio ids (spec 3)");
+    CHECK(c.mm_dim == 3840 && c.mm_posemb == 1120 && c.audio_dim == 640, "12b embedder sizes");
     int ng = 0, pattern_ok = 1;
     for (int l = 0; l < G4_MAX_LAYERS; l++) {
         ng += c.is_global[l];
@@ -73,7 +94,10 @@ static void test_builtins(void)
     CHECK(c.eps == 1e-6f && c.softcap == 30.0f && c.k_eq_v == 1, "tiny eps/softcap/k_eq_v");
     CHECK(c.bos == 2 && c.eos == 1 && c.pad == 0, "tiny ids");
     CHECK(c.n_stop == 3 && c.stop[0] == 1 && c.stop[1] == 106 && c.stop[2] == 50, "tiny stop");
-    CHECK(c.n_suppress == 0, "tiny suppresses nothing");
+    CHECK(c.n_suppress == 2 && c.suppress[0] == 505 && c.suppress[1] == 504, "tiny suppresses <audio|> 505, <image|> 504");
+    CHECK(c.boi == 500 && c.boa == 501 && c.image_tok == 502 && c.audio_tok == 503 && c.eoi == 504 && c.eoa == 505,
+          "tiny multimodal ids");
+    CHECK(c.mm_dim == 96 && c.mm_dim != c.d_model && c.mm_posemb == 64 && c.audio_dim == 640, "tiny embedder sizes");
     ng = 0;
     for (int l = 0; l < G4_MAX_LAYERS; l++) ng += c.is_global[l];
     CHECK(ng == 2 && c.is_global[2] && c.is_global[5], "tiny global layers 2 and 5");
@@ -86,7 +110,8 @@ static void test_builtins(void)
     CHECK(g4_config_builtin(NULL, &c) == -1, "NULL builtin");
 }
 
-static void from_json_equals(const char *dir, const char *builtin)
+/* text_only: the file has no vision/audio part (compare against the builtin without it) */
+static void from_json_equals(const char *dir, const char *builtin, int text_only)
 {
     char path[256];
     snprintf(path, sizeof path, "%s/%s/config.json", CFG_DIR, dir);
@@ -96,17 +121,30 @@ static void from_json_equals(const char *dir, const char *builtin)
     CHECK(rc == 0, "%s: %s", path, e.msg);
     if (rc) return;
     g4_config_builtin(builtin, &want);
+    if (text_only) strip_mm(&want);
     CHECK(same_config(&c, &want, path), "%s equals builtin %s", path, builtin);
+    CHECK(same_mm(&c, &want, path), "%s: multimodal fields equal builtin %s%s", path, builtin,
+          text_only ? " without vision/audio" : "");
     CHECK(strcmp(c.name, "file") == 0, "name 'file'");
     CHECK(g4_config_check(&c, &e) == 0, "%s passes check: %s", path, e.msg);
 }
 
 static void test_from_json(void)
 {
-    from_json_equals("tiny", "tiny");        /* composite, per_layer_config */
-    from_json_equals("tiny_text", "tiny");   /* bare text config */
-    from_json_equals("12b", "12b");          /* composite, eos [1,106], suppress from eoa/eoi */
-    from_json_equals("12b_hub", "12b");      /* global_head_dim form + generation_config.json */
+    from_json_equals("tiny", "tiny", 0);     /* composite, per_layer_config, tiny ids, vision+audio */
+    from_json_equals("tiny_text", "tiny", 1);   /* bare text config */
+    from_json_equals("tiny_textonly", "tiny", 1); /* composite, vision/audio null, 12b ids beyond the vocab */
+    from_json_equals("12b", "12b", 0);       /* composite, eos [1,106], suppress from eoa/eoi */
+    from_json_equals("12b_hub", "12b", 0);   /* global_head_dim form + generation_config.json */
+    /* the text goldens' config (text only, like tiny_textonly) */
+    {
+        g4_config c, want;
+        g4_err e = {{0}};
+        g4_config_builtin("tiny", &want);
+        strip_mm(&want);
+        CHECK(g4_config_from_json("golden/tiny/config.json", &c, &e) == 0, "golden/tiny: %s", e.msg);
+        CHECK(same_config(&c, &want, "golden/tiny") && same_mm(&c, &want, "golden/tiny"), "golden/tiny/config.json");
+    }
 
     /* generation_config.json beside config.json: eos ids join the stop list, suppress replaces */
     g4_config c;
@@ -115,6 +153,27 @@ static void test_from_json(void)
     CHECK(c.n_stop == 4 && c.stop[0] == 1 && c.stop[1] == 106 && c.stop[2] == 50 && c.stop[3] == 3,
           "tiny_gen stop ids (n %d)", c.n_stop);
     CHECK(c.n_suppress == 2 && c.suppress[0] == 5 && c.suppress[1] == 7, "tiny_gen suppress (n %d)", c.n_suppress);
+
+    /* eoa_token_id (not eoa_token_index) is accepted; ids of an absent modality inside the vocab stay */
+    {
+        char d[128], p[192];
+        snprintf(d, sizeof d, "%s/eoa", tmpdir);
+        mkdir(d, 0755);
+        snprintf(p, sizeof p, "%s/config.json", d);
+        FILE *f = fopen(p, "wb");
+        fputs("{\"model_type\":\"gemma4_unified\",\"text_config\":{\"vocab_size\":512},\"boa_token_id\":7,"
+              "\"eoa_token_id\":9,\"audio_token_id\":8,\"boi_token_id\":10,\"eoi_token_id\":11,\"image_token_id\":12,"
+              "\"audio_config\":{\"audio_embed_dim\":640},\"vision_config\":null}", f);
+        fclose(f);
+        int rc = g4_config_from_json(p, &c, &e);
+        CHECK(rc == 0 && c.eoa == 9 && c.boa == 7 && c.audio_tok == 8 && c.audio_dim == 640 && c.mm_dim == 0 &&
+              c.mm_posemb == 0 && c.boi == 10 && c.eoi == 11 && c.image_tok == 12,
+              "eoa_token_id alias, audio only: %s", rc ? e.msg : "");
+        CHECK(rc == 0 && c.n_suppress == 2 && c.suppress[0] == 9 && c.suppress[1] == 11, "suppress {eoa, eoi}");
+        CHECK(rc == 0 && g4_config_check(&c, &e) == 0, "audio-only config passes check: %s", e.msg);
+        unlink(p);
+        rmdir(d);
+    }
 
     /* {"model_type": "gemma4_unified_text"}: the class defaults, as transformers derives them */
     CHECK(g4_config_from_json(CFG_DIR "/defaults/config.json", &c, &e) == 0, "defaults: %s", e.msg);
@@ -127,6 +186,8 @@ static void test_from_json(void)
     for (int l = 0; l < 30; l++) ng += c.is_global[l];
     CHECK(ng == 5 && c.is_global[5] && c.is_global[29] && !c.is_global[28], "default pattern: 5, 11, ..., 29");
     CHECK(c.n_suppress == 0 && c.n_stop == 3, "defaults: no suppress, stop {1,106,50}");
+    CHECK(c.mm_dim == 0 && c.audio_dim == 0 && c.boi == 0 && c.image_tok == 0 && c.audio_tok == 0,
+          "bare text config: no multimodal part");
     CHECK(g4_config_nparams(&c) == 3010758430LL, "default nparams %lld", (long long)g4_config_nparams(&c));
 }
 
@@ -194,6 +255,29 @@ static void test_json_errors(void)
     json_rejects("j25", b, "stop id 106 outside the vocab of 100");
     snprintf(b, sizeof b, "%s\"attention_k_eq_v\":1}", T);               json_rejects("j26", b, "true or false");
 
+    /* multimodal parts of a composite config */
+    const char *U = "{\"model_type\":\"gemma4_unified\",\"text_config\":{\"vocab_size\":512},";
+    snprintf(b, sizeof b, "%s\"vision_config\":{\"mm_embed_dim\":96,\"output_proj_dims\":128}}", U);
+    json_rejects("m1", b, "output_proj_dims 128 != mm_embed_dim 96");
+    snprintf(b, sizeof b, "%s\"vision_config\":{\"patch_size\":14}}", U);
+    json_rejects("m2", b, "model patches of 42");
+    snprintf(b, sizeof b, "%s\"vision_config\":{\"model_patch_size\":32}}", U);
+    json_rejects("m3", b, "model_patch_size 32");
+    snprintf(b, sizeof b, "%s\"vision_config\":{}}", U);      /* default ids 255999.. beyond 512 */
+    json_rejects("m4", b, "boi_token_id 255999 outside the vocab of 512");
+    snprintf(b, sizeof b, "%s\"boa_token_id\":1,\"eoa_token_index\":3,\"audio_token_id\":4,"
+             "\"audio_config\":{\"audio_embed_dim\":320}}", U);
+    json_rejects("m5", b, "audio_embed_dim 320");
+    snprintf(b, sizeof b, "%s\"vision_config\":7}", U);        json_rejects("m6", b, "vision_config must be an object");
+    snprintf(b, sizeof b, "%s\"audio_config\":[1]}", U);       json_rejects("m7", b, "audio_config must be an object");
+    snprintf(b, sizeof b, "%s\"boi_token_id\":1,\"eoi_token_id\":3,\"image_token_id\":4,"
+             "\"vision_config\":{\"rms_norm_eps\":1e-5}}", U);
+    json_rejects("m8", b, "vision_config.rms_norm_eps");
+    snprintf(b, sizeof b, "%s\"image_token_id\":-4}", U);      json_rejects("m9", b, "image_token_id must be an integer");
+    snprintf(b, sizeof b, "%s\"boi_token_id\":1,\"eoi_token_id\":3,\"image_token_id\":4,"
+             "\"vision_config\":{\"mm_embed_dim\":0}}", U);
+    json_rejects("m10", b, "mm_embed_dim must be an integer >= 1");
+
     /* a missing file */
     g4_config c;
     g4_err e = {{0}};
@@ -249,9 +333,20 @@ static void test_check(void)
     BADCFG(c.stop[1] = 600, "stop id 600");
     BADCFG((c.n_suppress = 1, c.suppress[0] = 512), "suppressed id 512");
     BADCFG(c.n_suppress = G4_MAX_SUPPRESS + 1, "n_suppress");
+    BADCFG(c.boi = 512, "boi id 512");
+    BADCFG(c.audio_tok = -1, "audio_tok id -1");
+    BADCFG(c.mm_dim = -1, "mm_dim");
+    BADCFG(c.mm_posemb = 0, "mm_posemb 0 must both be set");
+    BADCFG(c.audio_dim = 320, "audio_dim 320");
+    BADCFG(c.eoi = c.boi, "boi and eoi are the same id 500");
+    BADCFG(c.audio_tok = c.image_tok, "image_tok and audio_tok are the same id 502");
 #undef BADCFG
     c = base;
     CHECK(g4_config_check(&c, &e) == 0, "unchanged tiny passes");
+    /* a text GGUF without token strings + an mmproj: sizes set, ids absent -> still valid */
+    c = base;
+    c.boi = c.eoi = c.image_tok = c.boa = c.eoa = c.audio_tok = 0;
+    CHECK(g4_config_check(&c, &e) == 0, "sizes without ids pass: %s", e.msg);
 }
 
 /* ---- GGUF ---------------------------------------------------------------------------------- */
@@ -269,6 +364,7 @@ typedef struct {
     int eot;                   /* >= 0: tokenizer.ggml.eot_token_id */
     int n_sup; int sup[4];     /* tokenizer.ggml.suppress_tokens */
     int use_model_writer;      /* metadata from model.c's g4_config_write_gguf instead */
+    int mm_strings;            /* name tokens 500..505 like the tiny multimodal ids */
 } gopt;
 
 /* build a GGUF for config c with the writer; returns from_gguf's rc */
@@ -323,7 +419,12 @@ static int gguf_config(const g4_config *c, const gopt *o, g4_config *out, g4_err
     if (o->n_tokens > 0) {
         tok = malloc((size_t)o->n_tokens * sizeof *tok);
         tokbuf = malloc((size_t)o->n_tokens * 16);
-        for (int i = 0; i < o->n_tokens; i++) { tok[i] = tokbuf + 16 * (size_t)i; snprintf(tok[i], 16, "t%d", i); }
+        static const char *const mm[6] = { "<|image>", "<|audio>", "<|image|>", "<|audio|>", "<image|>", "<audio|>" };
+        for (int i = 0; i < o->n_tokens; i++) {
+            tok[i] = tokbuf + 16 * (size_t)i;
+            if (o->mm_strings && i >= 500 && i < 506) snprintf(tok[i], 16, "%s", mm[i - 500]);
+            else snprintf(tok[i], 16, "t%d", i);
+        }
         g4_gguf_add_str_arr(w, "tokenizer.ggml.tokens", (const char *const *)tok, (uint64_t)o->n_tokens);
     } else {
         embd = calloc((size_t)c->vocab * c->d_model, sizeof *embd);
@@ -359,7 +460,7 @@ static int gguf_config(const g4_config *c, const gopt *o, g4_config *out, g4_err
     return rc;
 }
 
-static gopt GOOD = { "gemma4", 0, 8, 0, 0, 0, 0, 0, 0, -1, 0, {0}, 0 };
+static gopt GOOD = { "gemma4", 0, 8, 0, 0, 0, 0, 0, 0, -1, 2, {505, 504}, 0, 0 };
 
 static void test_from_gguf(void)
 {
@@ -411,9 +512,22 @@ static void test_from_gguf(void)
     o = GOOD; o.eot = 106;
     rc = gguf_config(&tiny, &o, &c, &e, NULL);
     CHECK(rc == 0 && c.n_stop == 3, "eot already a stop id is not repeated");
-    o = GOOD; o.n_tokens = 300;
+    o = GOOD; o.n_tokens = 300; o.n_sup = 0;
     rc = gguf_config(&tiny, &o, &c, &e, NULL);
     CHECK(rc == 0 && c.vocab == 300, "vocab from the tokens list");
+    CHECK(rc == 0 && c.boi == 0 && c.eoi == 0 && c.image_tok == 0 && c.boa == 0 && c.eoa == 0 && c.audio_tok == 0 &&
+          c.mm_dim == 0 && c.audio_dim == 0, "no multimodal token strings: ids 0");
+    /* the multimodal ids are found by their token strings (spec 2.4) */
+    o = GOOD; o.n_tokens = 512; o.mm_strings = 1;
+    rc = gguf_config(&tiny, &o, &c, &e, NULL);
+    CHECK(rc == 0 && same_config(&c, &tiny, "tiny gguf with tokens"), "tiny gguf with tokens: %s", rc ? e.msg : "");
+    CHECK(rc == 0 && c.boi == 500 && c.boa == 501 && c.image_tok == 502 && c.audio_tok == 503 && c.eoi == 504 &&
+          c.eoa == 505, "ids from <|image> <|audio> <|image|> <|audio|> <image|> <audio|>");
+    CHECK(rc == 0 && c.mm_dim == 0 && c.mm_posemb == 0 && c.audio_dim == 0, "sizes come from an mmproj, not the text gguf");
+    /* no token list at all: the 12b ids when they fit (the 12b vocab), else 0 */
+    o = GOOD;
+    rc = gguf_config(&tiny, &o, &c, &e, NULL);
+    CHECK(rc == 0 && c.boi == 0 && c.image_tok == 0 && c.eoa == 0, "tiny without tokens: ids 0");
 
     /* errors name the file */
     struct { gopt o; const char *want; } bad[] = {

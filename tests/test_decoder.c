@@ -97,17 +97,48 @@ static void test_block_bidirectional(void)
     free(a); free(b);
 }
 
-/* bf16 mode rounds ~every op to 8 bits of mantissa: logits differ from fp32 by a few bf16 ulps
- * of the logit scale, amplified through 6 layers. Bound: 0.25 (logits are O(10), bf16 ulp at
- * 16 is 0.125); measured ~0.05-0.1. The point is "close but not equal". */
+/* bf16 mode rounds ~every op to 8 bits of mantissa. After one layer the output must be within
+ * a few bf16 ulps of fp32 (relative to the tensor's scale): a handful of chained roundings of
+ * 2^-9 each, plus attention's sensitivity; bound 8 ulps = 8 * 2^-8 = 0.031. Deeper layers of the
+ * synthetic model are chaotic (peaked attention: a rounding can flip which key wins), so only
+ * layer 0 is bounded; the logits must stay finite and must differ (the mode rounds something).
+ * The golden test holds bf16 mode to HF's bf16 model on every layer. */
+typedef struct { float *x; int n; } cap;
+static void cap_layer0(void *ctx, const char *name, int layer, const float *x, int T, int n)
+{
+    cap *c = ctx;
+    if (strcmp(name, "layer_out") != 0 || layer != 0) return;
+    c->x = malloc((size_t)T * n * sizeof(float));
+    memcpy(c->x, x, (size_t)T * n * sizeof(float));
+    c->n = T * n;
+}
+
 static void test_bf16_mode_close(void)
 {
-    float *a = run(12, 12, NULL, 0, 0, 0), *b = run(12, 12, NULL, 0, 1, 0);
-    int nf; double d = a && b ? h_maxdiff(a, b, cfg.vocab, &nf) : 1e9;
-    printf("    bf16 vs fp32 max |dlogit| = %.4f (bound 0.25)\n", d);
-    CHECK(!nf && d < 0.25, "bf16 mode too far from fp32: %g", d);
-    CHECK(!same(a, b, cfg.vocab), "bf16 mode rounds nothing");
-    free(a); free(b);
+    cap c[2] = { { 0 } };
+    float *lg[2];
+    g4_err err;
+    int tok[12];
+    for (int i = 0; i < 12; i++) tok[i] = prompt(i);
+    for (int b = 0; b < 2; b++) {
+        g4_state s;
+        g4_state_init(&s, &model, &g4_kernels_ref, 16, 12, 0, &err);
+        s.bf16 = b; s.tap = cap_layer0; s.tap_ctx = &c[b];
+        CHECK(g4_forward(&s, tok, 12, NULL, NULL, NULL, 0, &err) == 0, "%s", err.msg);
+        lg[b] = malloc((size_t)cfg.vocab * sizeof(float));
+        memcpy(lg[b], s.logits, (size_t)cfg.vocab * sizeof(float));
+        g4_state_free(&s);
+    }
+    int nf = 0, nf2 = 0;
+    double mx = 0;
+    for (int i = 0; i < c[0].n; i++) if (fabs(c[0].x[i]) > mx) mx = fabs(c[0].x[i]);
+    double rel = c[0].x && c[1].x ? h_maxdiff(c[0].x, c[1].x, c[0].n, &nf) / mx : 1e9;
+    h_maxdiff(lg[0], lg[1], cfg.vocab, &nf2);
+    printf("    layer 0: bf16 vs fp32 rel %.4f (bound 0.031)\n", rel);
+    CHECK(!nf && rel <= 0.031, "bf16 mode too far from fp32 after layer 0: %g", rel);
+    CHECK(!nf2, "non-finite logits");
+    CHECK(memcmp(lg[0], lg[1], (size_t)cfg.vocab * sizeof(float)) != 0, "bf16 mode rounds nothing");
+    free(c[0].x); free(c[1].x); free(lg[0]); free(lg[1]);
 }
 
 static void test_errors(void)
