@@ -54,7 +54,7 @@ $(B)/asan/g4: ref/main.c $(REF_SRC) $(OPT_SRC) $(BENCH_SRC)
 	$(CC) $(CSTD) $(WARN) $(ASAN_FLAGS) -ffp-contract=off -Iref $^ -o $@ $(LDLIBS)
 
 run: $(B)/g4
-	$(B)/g4 run --ids "2 105 300 107 106 107" -n 16
+	$(B)/g4 run --image tests/data/sample.png --audio tests/data/sample.wav --ids "2 105 300 107 106 107" -n 16
 
 test: all $(TEST_BIN) $(ASAN_BIN) $(B)/asan/g4
 	@G4=$(B)/g4 G4_REF=$(B)/g4-ref G4_ASAN=$(B)/asan/g4 bash tests/run.sh $(TEST_BIN) $(ASAN_BIN) $(wildcard tests/test_*.sh)
