@@ -40,7 +40,7 @@ $(B)/g4: $(B)/ref/main.o $(LIB_OBJ)
 $(B)/g4-ref: $(B)/ref/main.o $(REF_OBJ)
 	$(CC) $^ -o $@ $(LDLIBS)
 
-$(B)/tests/%: tests/%.c $(LIB_OBJ) tests/harness.h
+$(B)/tests/%: tests/%.c $(LIB_OBJ) tests/harness.h tests/taps.h tests/golden.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJ) -o $@ $(LDLIBS)
 

@@ -25,6 +25,7 @@
 #include "g4.h"
 #include "golden.h"
 #include "harness.h"
+#include "taps.h"
 
 #include <unistd.h>
 
@@ -34,33 +35,6 @@
 static g4_model model;
 static const char *model_path = "golden/tiny/model.safetensors";
 
-/* ---- taps into named buffers ------------------------------------------------------------ */
-typedef struct { char name[32]; float *x; int T, n; } tapbuf;
-typedef struct { tapbuf b[64]; int nb; } taps;
-
-static void on_tap(void *ctx, const char *name, int layer, const float *x, int T, int n)
-{
-    taps *tp = ctx;
-    if (tp->nb == 64) return;
-    tapbuf *b = &tp->b[tp->nb++];
-    if (layer >= 0) snprintf(b->name, sizeof b->name, "%s.%d", name, layer);
-    else snprintf(b->name, sizeof b->name, "%s", name);
-    b->x = malloc((size_t)T * n * sizeof(float));
-    memcpy(b->x, x, (size_t)T * n * sizeof(float));
-    b->T = T; b->n = n;
-}
-
-static void taps_clear(taps *tp)
-{
-    for (int i = 0; i < tp->nb; i++) free(tp->b[i].x);
-    tp->nb = 0;
-}
-
-static const tapbuf *tap_get(const taps *tp, const char *name)
-{
-    for (int i = 0; i < tp->nb; i++) if (strcmp(tp->b[i].name, name) == 0) return &tp->b[i];
-    return NULL;
-}
 
 /* compare every float tensor of the golden whose name (after `prefix`) we tapped */
 static int compare(const g4t_file *gf, const char *prefix, const taps *tp, double bound,
@@ -72,7 +46,7 @@ static int compare(const g4t_file *gf, const char *prefix, const taps *tp, doubl
     for (uint32_t i = 0; i < gf->count; i++) {
         const g4t_tensor *g = &gf->t[i];
         if (g->dtype != G4T_F32 || strncmp(g->name, prefix, pl) != 0) continue;
-        const tapbuf *b = tap_get(tp, g->name + pl);
+        const tapbuf *b = taps_get(tp, g->name + pl);
         if (!b) continue;
         if ((uint64_t)b->T * b->n != g->n) {
             CHECK(0, "%s: g4 has %d x %d values, golden %llu", g->name, b->T, b->n,
@@ -121,7 +95,7 @@ static void check_run(const char *run, int bf16)
 
     g4_state s; g4_err e; taps tp = { .nb = 0 };
     if (g4_state_init(&s, &model, &g4_kernels_ref, 64, n, 1, &e)) { CHECK(0, "%s", e.msg); g4t_free(gf); return; }
-    s.bf16 = bf16; s.tap = on_tap; s.tap_ctx = &tp;
+    s.bf16 = bf16; s.tap = taps_on; s.tap_ctx = &tp;
     CHECK(g4_forward(&s, tok, n, NULL, NULL, NULL, 0, &e) == 0, "forward: %s", e.msg);
     const double bound = bf16 ? BF16_BOUND : F32_BOUND;
     int cmp = compare(gf, "", &tp, bound, NULL);
@@ -192,13 +166,13 @@ static void test_bounds_can_fail(void)
     int n; int *tok = golden_tokens(gf, "tokens", &n);
     g4_state s; g4_err e; taps tp = { .nb = 0 };
     g4_state_init(&s, &model, &g4_kernels_ref, 64, n, 1, &e);
-    s.bf16 = 1; s.tap = on_tap; s.tap_ctx = &tp;
+    s.bf16 = 1; s.tap = taps_on; s.tap_ctx = &tp;
     g4_forward(&s, tok, n, NULL, NULL, NULL, 0, &e);
     /* count, silently, how many taps stay inside the f32 bound */
     int inside = 0, total = 0;
     for (uint32_t i = 0; i < gf->count; i++) {
         const g4t_tensor *g = &gf->t[i];
-        const tapbuf *b = tap_get(&tp, g->name);
+        const tapbuf *b = taps_get(&tp, g->name);
         if (!b || g->dtype != G4T_F32 || (uint64_t)b->T * b->n != g->n) continue;
         double mx = 0; for (uint64_t j = 0; j < g->n; j++) if (fabs(g->f32[j]) > mx) mx = fabs(g->f32[j]);
         int nf; double rel = h_maxdiff(b->x, g->f32, (long)g->n, &nf) / (mx > 0 ? mx : 1);

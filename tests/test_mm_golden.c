@@ -36,6 +36,7 @@
 #include "g4.h"
 #include "golden.h"
 #include "harness.h"
+#include "taps.h"
 
 #define F32_BOUND 2e-5
 #define BF16_BOUND (3.0 / 256)
@@ -43,33 +44,6 @@
 static g4_model model;
 static g4t_file *inputs;
 
-/* ---- taps (as tests/test_golden.c) --------------------------------------------------------- */
-typedef struct { char name[32]; float *x; int T, n; } tapbuf;
-typedef struct { tapbuf b[64]; int nb; } taps;
-
-static void on_tap(void *ctx, const char *name, int layer, const float *x, int T, int n)
-{
-    taps *tp = ctx;
-    if (tp->nb == 64) return;
-    tapbuf *b = &tp->b[tp->nb++];
-    if (layer >= 0) snprintf(b->name, sizeof b->name, "%s.%d", name, layer);
-    else snprintf(b->name, sizeof b->name, "%s", name);
-    b->x = malloc((size_t)T * n * sizeof(float));
-    memcpy(b->x, x, (size_t)T * n * sizeof(float));
-    b->T = T; b->n = n;
-}
-
-static void taps_clear(taps *tp)
-{
-    for (int i = 0; i < tp->nb; i++) free(tp->b[i].x);
-    tp->nb = 0;
-}
-
-static const tapbuf *tap_get(const taps *tp, const char *name)
-{
-    for (int i = 0; i < tp->nb; i++) if (strcmp(tp->b[i].name, name) == 0) return &tp->b[i];
-    return NULL;
-}
 
 static double rel_err(const float *a, const float *ref, long n, int *nf)
 {
@@ -173,12 +147,12 @@ static void check_prompt(int bf16, int hf_rows)
     g4_err e;
     taps tp = { .nb = 0 };
     if (g4_state_init(&s, &model, &g4_kernels_ref, 64, p.T, 1, &e)) { CHECK(0, "%s", e.msg); goto out; }
-    s.bf16 = bf16; s.tap = on_tap; s.tap_ctx = &tp;
+    s.bf16 = bf16; s.tap = taps_on; s.tap_ctx = &tp;
     CHECK(g4_forward(&s, p.tok, p.T, p.mm, p.mask, &p.blk, 1, &e) == 0, "forward: %s", e.msg);
     int compared = 0;
     for (uint32_t i = 0; i < gf->count; i++) {
         const g4t_tensor *g = &gf->t[i];
-        const tapbuf *b = tap_get(&tp, g->name);
+        const tapbuf *b = taps_get(&tp, g->name);
         if (g->dtype != G4T_F32 || !b) continue;
         if ((uint64_t)b->T * b->n != g->n) { CHECK(0, "%s: %d x %d vs %llu", g->name, b->T, b->n, (unsigned long long)g->n); continue; }
         int nf;
