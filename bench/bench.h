@@ -28,4 +28,11 @@ int g4_bench_run(const g4_model *m, const g4_kernels *k, const g4_bench_opts *o,
  * 2 bad usage). */
 int g4_bench_kernels_cli(int argc, char **argv);
 
+/* bench/tokenizer.c: tokenize / detokenize a long document (repeated until it has min_tokens
+ * tokens; 0 = 262144) with a vocabulary (a GGUF, a tokenizer.json or a folder; NULL =
+ * $G4_GEMMA3_TOKENIZER or tests/data/tok/vocab.json) and a text file (NULL = the test corpus);
+ * prints JSON lines "tok_doc", "detok", "tok_line" on `out`. 0 ok, -1 + err. */
+int g4_bench_tokenizer(const char *vocab, const char *text_path, int min_tokens, int reps, FILE *out,
+                       g4_err *err);
+
 #endif

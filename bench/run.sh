@@ -17,6 +17,9 @@ G4=${1:-build/g4}
 if [ ! -x "$G4" ]; then echo "bench/run.sh: $G4 is not built" >&2; exit 1; fi
 rc=0
 
+echo "bench: tokenizer (test vocabulary, or \$G4_GEMMA3_TOKENIZER)" >&2
+"$G4" bench --tokenizer || rc=1
+
 echo "bench: tiny (synthetic, in memory)" >&2
 "$G4" bench --pp 64 --tg 32 --reps 5 || rc=1
 "$G4" bench --pp 64 --tg 32 --reps 5 --kernels ref || rc=1

@@ -274,9 +274,15 @@ int g4_model_write_gguf(const g4_model *m, const char *path, g4_type wtype, g4_e
 /* Write a synthetic model straight to GGUF, row by row, without holding it in memory. */
 int g4_synth_write_gguf(const g4_config *c, g4_type wtype, uint64_t seed, const char *path,
                         int verbose, g4_err *err);
+/* The same, with a tokenizer's tokenizer.ggml.* keys in the file (tok may be NULL). */
+struct g4_tokenizer;
+int g4_synth_write_gguf_vocab(const g4_config *c, g4_type wtype, uint64_t seed, const char *path,
+                              int verbose, const struct g4_tokenizer *tok, g4_err *err);
 size_t g4_model_weight_bytes(const g4_model *m);
-/* Add the gemma4.* metadata of spec 5.2 for config c to a GGUF being written (model.c). */
+/* Add the gemma4.* metadata of spec 5.2 for config c (and its suppressed ids) to a GGUF being
+ * written (model.c); g4_config_write_gguf_ids adds bos/eos/pad for a file without a vocabulary. */
 void g4_config_write_gguf(g4_gguf_writer *w, const g4_config *c);
+void g4_config_write_gguf_ids(g4_gguf_writer *w, const g4_config *c);
 /* bytes of KV cache for ctx tokens (fp32): sliding layers hold min(ctx, window) positions */
 size_t g4_kv_bytes(const g4_config *c, int ctx);
 void *g4_model_own(g4_model *m, size_t bytes); /* zeroed buffer freed with the model */
@@ -435,5 +441,138 @@ uint64_t g4_splitmix64(uint64_t *state);
 int g4_map_file(const char *path, const uint8_t **map, size_t *size, g4_err *err);
 void g4_unmap_file(const uint8_t *map, size_t size);
 int g4_parse_size(const char *s, size_t *out); /* "16G", "512M", "1000" */
+
+/* ---------------------------------------------------------------------------------------------
+ * Tokenizer and chat template (ref/tokenizer.c, ref/chat.c; spec 6)
+ * ------------------------------------------------------------------------------------------- */
+/* Token types: the GGUF tokenizer.ggml.token_type values (llama.cpp's). */
+enum {
+    G4_TOKT_NONE = 0,          /* no token has this id (a hole in a sparse tokenizer.json vocab) */
+    G4_TOKT_NORMAL = 1,        /* produced by BPE */
+    G4_TOKT_UNKNOWN = 2,       /* <unk> */
+    G4_TOKT_CONTROL = 3,       /* <bos>, <|turn>, <|image|>...: matched in text only with allow_special */
+    G4_TOKT_USER = 4,          /* user-defined: always matched as a whole in text (SentencePiece rule) */
+    G4_TOKT_UNUSED = 5,
+    G4_TOKT_BYTE = 6           /* <0xXX> byte-fallback token */
+};
+typedef struct g4_tokenizer g4_tokenizer;   /* opaque; immutable once built, shareable */
+
+/* A GGUF with tokenizer.ggml.model = "gemma4" (tokens, token_type, merges; scores optional). */
+g4_tokenizer *g4_tokenizer_from_gguf(const g4_gguf *g, g4_err *err);
+/* A HF tokenizer.json (model BPE with byte_fallback, Gemma's normalizer/pre-tokenizer). */
+g4_tokenizer *g4_tokenizer_from_json(const char *path, g4_err *err);
+/* path: a .gguf, a tokenizer.json, or a folder holding tokenizer.json */
+g4_tokenizer *g4_tokenizer_load(const char *path, g4_err *err);
+/* The vocabulary for a loaded model: the GGUF's own, the tokenizer.json next to a safetensors
+ * checkpoint (model_path = the path given to g4_model_load), or the built-in tiny vocabulary
+ * for a vocab-512 model without one. Fails if the tokenizer has ids the model lacks. */
+g4_tokenizer *g4_tokenizer_for_model(const g4_model *m, const char *model_path, g4_err *err);
+/* The 512-id vocabulary of the built-in "tiny" model (docs/TOKENIZER.md lists it). */
+g4_tokenizer *g4_tokenizer_builtin_tiny(g4_err *err);
+/* From arrays: pieces[n] (UTF-8, NUL-terminated; NULL = hole), types[n] (G4_TOKT_*), merges
+ * "left right" in rank order. flags: G4_TOKF_* below. */
+#define G4_TOKF_SPACE_META    1u  /* normalizer: " " -> U+2581 (and back when decoding) */
+#define G4_TOKF_NEWLINE_SPLIT 2u  /* pre-split runs of \n from other text; a run that is a token is emitted whole */
+#define G4_TOKF_BYTE_FALLBACK 4u  /* characters without a token become <0xXX> tokens */
+#define G4_TOKF_GEMMA4        (G4_TOKF_SPACE_META | G4_TOKF_NEWLINE_SPLIT | G4_TOKF_BYTE_FALLBACK)
+g4_tokenizer *g4_tokenizer_new(const char *name, int n, const char *const *pieces, const uint8_t *types,
+                               const char *const *merges, int n_merges, unsigned flags, g4_err *err);
+void g4_tokenizer_free(g4_tokenizer *t);
+/* Add the tokenizer.ggml.* keys (model "gemma4") to a GGUF being written. */
+int g4_tokenizer_write_gguf(const g4_tokenizer *t, g4_gguf_writer *w, g4_err *err);
+
+int g4_tok_n_vocab(const g4_tokenizer *t);                  /* highest id + 1 */
+int g4_tok_n_merges(const g4_tokenizer *t);
+int g4_tok_id(const g4_tokenizer *t, const char *piece);    /* exact piece -> id, -1 if none */
+int g4_tok_type(const g4_tokenizer *t, int id);             /* G4_TOKT_*, G4_TOKT_NONE if out of range */
+const char *g4_tok_piece(const g4_tokenizer *t, int id, size_t *len); /* not NUL-terminated; NULL if none */
+int g4_tok_bos(const g4_tokenizer *t);                      /* special ids, -1 if absent */
+int g4_tok_eos(const g4_tokenizer *t);
+int g4_tok_pad(const g4_tokenizer *t);
+int g4_tok_unk(const g4_tokenizer *t);
+const char *g4_tok_source(const g4_tokenizer *t);           /* file path or "built-in tiny" */
+
+/* text (len bytes, any bytes) -> *ids (malloc'd, *n of them). Control/unknown tokens written in
+ * the text are recognised only when allow_special; user-defined tokens always (as the reference
+ * does). No BOS is added (the chat template writes it). 0 ok, -1 + err. */
+int g4_tokenize(const g4_tokenizer *t, const char *text, size_t len, int allow_special,
+                int **ids, int *n, g4_err *err);
+/* ids -> malloc'd NUL-terminated UTF-8 (*len bytes). skip_control: drop control/unknown/unused
+ * tokens. Invalid byte sequences become U+FFFD. */
+char *g4_detokenize(const g4_tokenizer *t, const int *ids, int n, int skip_control, size_t *len,
+                    g4_err *err);
+
+/* Streaming decoder: push ids one at a time, get back only complete UTF-8 characters (bytes of
+ * an unfinished character wait for the next push); flush at the end. */
+typedef struct {
+    const g4_tokenizer *t;
+    int skip_control;
+    uint8_t pend[4]; int npend;        /* bytes of an unfinished UTF-8 character */
+    char *buf; size_t cap;             /* holds the text of the last push/flush, NUL-terminated */
+} g4_detok;
+int  g4_detok_init(g4_detok *d, const g4_tokenizer *t, int skip_control, g4_err *err);
+/* 0 and the text in *text, *len (valid until the next call), or -1 + err for an id without a token */
+int  g4_detok_push(g4_detok *d, int id, const char **text, size_t *len, g4_err *err);
+void g4_detok_flush(g4_detok *d, const char **text, size_t *len);  /* pending bytes -> U+FFFD */
+void g4_detok_free(g4_detok *d);
+
+/* Chat template (ref/chat.c). A message is a role and a list of parts. */
+typedef enum { G4_PART_TEXT = 0, G4_PART_IMAGE = 1, G4_PART_AUDIO = 2 } g4_part_kind;
+typedef struct {
+    g4_part_kind kind;
+    const char *text;          /* G4_PART_TEXT: UTF-8, NUL-terminated (trimmed by the template) */
+    int n_soft;                /* IMAGE / AUDIO: soft tokens (patches / 640-sample frames), >= 1 */
+} g4_chat_part;
+typedef struct {
+    const char *role;          /* "system"/"developer" (first message only), "user", "assistant"/"model" */
+    const g4_chat_part *parts; int n_parts;
+} g4_chat_msg;
+typedef struct {
+    int thinking;              /* 1: <|think|> opens the system turn; 0: empty thought channel */
+    int add_generation_prompt; /* 1: end with <|turn>model\n (+ the empty channel when not thinking) */
+    int continuation;          /* 1: the messages extend a conversation already in the KV cache:
+                                  no <bos>, no system turn */
+} g4_chat_opts;
+/* The token ids the template uses, looked up by piece (-1 when the vocabulary lacks one). */
+typedef struct {
+    int bos, eos, turn_start, turn_end, nl, think, chan_start, chan_end, tool_response;
+    int boi, eoi, image, boa, eoa, audio;
+} g4_chat_ids;
+/* A built prompt: ids, which positions take embedder rows, and where each media item's soft
+ * tokens are ([start, end): images are the decoder's bidirectional g4_blocks, audio is causal). */
+typedef struct {
+    int *ids; int n;           /* [n] */
+    uint8_t *mm_mask;          /* [n] 1 = the row comes from the image/audio embedder */
+    g4_block *images; int n_images;
+    g4_block *audio; int n_audio;
+    int cap, cap_img, cap_aud;
+} g4_prompt;
+int  g4_chat_ids_get(const g4_tokenizer *t, g4_chat_ids *ids, g4_err *err); /* needs turn/nl/bos */
+int  g4_chat_build(const g4_tokenizer *t, const g4_chat_msg *msgs, int n_msgs, const g4_chat_opts *o,
+                   g4_prompt *p, g4_err *err);              /* appends to p (zero it first) */
+void g4_prompt_free(g4_prompt *p);
+/* stop ids of the template: eos, <turn|>, <|tool_response> (those present); returns the count */
+int  g4_chat_stop_ids(const g4_tokenizer *t, int *stop, int cap);
+
+/* Generation with streamed text (ref/chat.c): run p through the decoder (continuing the cache;
+ * mm = [p->n][d_model] rows where p->mm_mask is set, or NULL), then sample up to n_max tokens,
+ * stopping at a stop id of the config, writing the text to `out` as it comes. */
+typedef struct {
+    int n_prompt, n_gen;       /* tokens fed / sampled (the stop id counts, is not printed or fed) */
+    int stop_id;               /* the stop id that ended it, -1 if n_max did */
+    double t_prefill, t_decode;
+} g4_gen_stats;
+int g4_generate(g4_state *s, g4_sampler *smp, const g4_tokenizer *t, const g4_prompt *p,
+                const float *mm, int n_max, FILE *out, g4_gen_stats *st, g4_err *err);
+/* Interactive chat on `in` (one user message per line, EOF ends): the KV cache is kept between
+ * turns, each turn appends "<turn|>\n" + the new user turn + the generation prompt. */
+typedef struct {
+    const char *system;        /* NULL = none */
+    int thinking;
+    int n_max;                 /* tokens per reply */
+    const char *prompt;        /* "> " printed on `out` before each line (NULL = none) */
+} g4_chat_cfg;
+int g4_chat_loop(g4_state *s, g4_sampler *smp, const g4_tokenizer *t, const g4_chat_cfg *cfg,
+                 FILE *in, FILE *out, g4_err *err);
 
 #endif

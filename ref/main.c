@@ -45,7 +45,18 @@ static const char *usage_main =
 
 static const char *usage_run =
     "usage: g4 run [MODEL] [options]\n"
-    "  --ids \"2 105 ...\"     prompt as token ids, space or comma separated (default \"2\")\n"
+    "  -p TEXT               a user message: the Gemma 4 chat template wraps it (with any\n"
+    "                        --image/--audio), the reply streams as text\n"
+    "  --system TEXT         a system turn before the user message (with -p or --chat)\n"
+    "  --think               thinking on (<|think|>); off by default (empty thought channel)\n"
+    "  --raw                 with -p: tokenize TEXT as it is (specials allowed), <bos> first,\n"
+    "                        no template\n"
+    "  --chat                interactive chat on stdin, one message per line; the KV cache is\n"
+    "                        kept between turns (default --ctx 4096)\n"
+    "  --vocab PATH          tokenizer: a GGUF, a tokenizer.json or a folder (default: the\n"
+    "                        model's own; the built-in tiny model has a small one)\n"
+    "  --ids \"2 105 ...\"     prompt as token ids, space or comma separated (default \"2\");\n"
+    "                        the output is ids too\n"
     "  -n N                  tokens to generate (default 16); stops early on the stop ids\n"
     "  --temp T              temperature, 0 = greedy (default 0)\n"
     "  --top-k K             keep the K most likely tokens, 0 = off (default 0)\n"
@@ -74,7 +85,11 @@ static const char *usage_info =
     "  --ctx N    context for the memory estimate (default 4096)\n";
 
 static const char *usage_synth =
-    "usage: g4 synth --config 12b|tiny --type f32|bf16|q8_0|q4_0 [--seed N] -o FILE\n"
+    "usage: g4 synth --config 12b|tiny --type f32|bf16|q8_0|q4_0 [--seed N] [--vocab PATH]\n"
+    "                [--mmproj FILE] -o FILE\n"
+    "  --vocab PATH   put a tokenizer (GGUF, tokenizer.json or folder) in the file; the model's\n"
+    "                 vocabulary grows to cover it and the suppressed ids follow its pieces\n"
+    "  --mmproj FILE  also write the vision/audio embedders as a GGUF projector (clip)\n"
     "  writes deterministic synthetic weights (a function of config, type and seed) as GGUF,\n"
     "  streaming row by row; `g4 run FILE` then gives the same tokens as `g4 run\n"
     "  synth:CONFIG:TYPE:SEED`. Other types g4 can encode (f16, q4_k, q6_k) also work when the\n"
@@ -88,7 +103,10 @@ static const char *usage_bench =
     "  -t N            threads for the opt kernels (sets $G4_THREADS; default: online CPUs)\n"
     "  --ctx N         KV cache positions (default pp + tg)\n"
     "  --kernels NAME  kernel table (default: best for this CPU)\n"
-    "prints one JSON object per test on stdout.\n";
+    "prints one JSON object per test on stdout.\n"
+    "       g4 bench --tokenizer [VOCAB] [--text FILE] [--tokens N] [--reps R]\n"
+    "  tokenizer speed on a long document (default: the test corpus repeated to 262144 tokens,\n"
+    "  with $G4_GEMMA3_TOKENIZER or the test vocabulary)\n";
 
 /* print one error line, exit 1 */
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -500,10 +518,18 @@ static int cmd_run(int argc, char **argv)
     int bf16 = 0;
     size_t limit = 0; const char *limit_src = "MemAvailable";
     const char *image = NULL, *audio = NULL, *mmproj = NULL;
+    const char *text = NULL, *system = NULL, *vocab = NULL;
+    int think = 0, raw = 0, chat = 0;
     long max_soft = 280; double max_audio_s = 30;
     static taps tp;
     while (a.i < argc) {
         if (flag(&a, "--ids", 1, &v)) ids_s = v;
+        else if (flag(&a, "-p", 1, &v)) text = v;
+        else if (flag(&a, "--system", 1, &v)) system = v;
+        else if (flag(&a, "--think", 0, &v)) think = 1;
+        else if (flag(&a, "--raw", 0, &v)) raw = 1;
+        else if (flag(&a, "--chat", 0, &v)) chat = 1;
+        else if (flag(&a, "--vocab", 1, &v)) vocab = v;
         else if (flag(&a, "--image", 1, &v)) image = v;
         else if (flag(&a, "--audio", 1, &v)) audio = v;
         else if (flag(&a, "--mmproj", 1, &v)) mmproj = v;
@@ -542,14 +568,20 @@ static int cmd_run(int argc, char **argv)
     int max_frames = max_audio_s > 0 ? (int)(max_audio_s * G4_AUDIO_RATE / G4_AUDIO_FRAME + 0.5) : 0;
     if (audio && g4_audio_prepare(audio, max_frames, &frames, &n_aud, &err)) die("%s", err.msg);
     int n_media_tok = (image ? n_img + 2 : 0) + (audio ? n_aud + 2 : 0);
-    if (ctx == 0) ctx = n_prompt + n_media_tok + (n_gen > 0 ? n_gen : 1);
-    if (ctx < n_prompt + n_media_tok + (n_gen > 0 ? n_gen - 1 : 0))
+    if (text && chat) bad_usage(a.usage, "-p and --chat do not go together");
+    if (raw && !text) bad_usage(a.usage, "--raw needs -p");
+    if (chat && (image || audio)) bad_usage(a.usage, "--chat takes text only (use -p for images and audio)");
+    /* text: at most one token per byte, plus the template's few dozen */
+    const int n_est = text ? (int)strlen(text) + (system ? (int)strlen(system) : 0) + 64 : n_prompt;
+    if (chat && ctx == 0) ctx = 4096;
+    if (ctx == 0) ctx = n_est + n_media_tok + (n_gen > 0 ? n_gen : 1);
+    if (!text && !chat && ctx < n_prompt + n_media_tok + (n_gen > 0 ? n_gen - 1 : 0))
         die("--ctx %ld is too small for %d prompt tokens + %ld generated", ctx,
             n_prompt + n_media_tok, n_gen);
     if (!limit) limit = g4_mem_available();
     const char *spec = a.npos ? a.pos[0] : NULL;
     int all_logits = dump != NULL;
-    if (batch > n_prompt + n_media_tok) batch = n_prompt + n_media_tok;
+    if (batch > n_est + n_media_tok) batch = n_est + n_media_tok;
     if (image && batch < n_img) batch = n_img;   /* an image block is never split */
 
     const g4_kernels *k = g4_kernels_pick(kernels, &err);
@@ -594,6 +626,76 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "embed    %.3f s\n", g4_now() - tm);
     }
     float *mmrows = NULL; uint8_t *mmask = NULL; g4_block blocks[2]; int n_blocks = 0;
+    g4_tokenizer *tok = NULL;
+    if (text || chat || vocab) {
+        tok = vocab ? g4_tokenizer_load(vocab, &err) : g4_tokenizer_for_model(&m, spec, &err);
+        if (!tok) die("%s", err.msg);
+        fprintf(stderr, "vocab    %s (%d ids)\n", g4_tok_source(tok), g4_tok_n_vocab(tok));
+    }
+    /* suppressed ids: the config's, plus ids without a usable piece (holes of a sparse test
+     * vocabulary, which a GGUF stores as UNUSED, or ids past the tokenizer's end): sampling
+     * one could print nothing */
+    const int *sup = c->suppress;
+    int n_sup = c->n_suppress, *holes = NULL;
+    if (tok) {
+        holes = malloc((size_t)(c->vocab + c->n_suppress) * sizeof *holes);
+        if (!holes) die("out of memory");
+        memcpy(holes, c->suppress, (size_t)c->n_suppress * sizeof *holes);
+        for (int id = 0; id < c->vocab; id++) {
+            int ty = g4_tok_type(tok, id);
+            if (ty == G4_TOKT_NONE || ty == G4_TOKT_UNUSED) holes[n_sup++] = id;
+        }
+        sup = holes;
+    }
+    if (text) {
+        /* the prompt from text: the chat template, or the raw text with <bos> first */
+        g4_prompt pr = { 0 };
+        if (raw) {
+            if (n_md) die("--raw takes no --image/--audio (their blocks need the template)");
+            int *t, nt;
+            if (g4_tokenize(tok, text, strlen(text), 1, &t, &nt, &err)) die("%s", err.msg);
+            free(ids);
+            ids = malloc(((size_t)nt + 1) * sizeof *ids);
+            if (!ids) die("out of memory");
+            ids[0] = g4_tok_bos(tok) >= 0 ? g4_tok_bos(tok) : c->bos;
+            memcpy(ids + 1, t, (size_t)nt * sizeof *ids);
+            free(t);
+            n_prompt = nt + 1;
+        } else {
+            g4_chat_part parts[3]; int np = 0;
+            for (int i = 0; i < n_md; i++)
+                parts[np++] = (g4_chat_part){ md[i].bidirectional ? G4_PART_IMAGE : G4_PART_AUDIO, NULL, md[i].n };
+            parts[np++] = (g4_chat_part){ G4_PART_TEXT, text, 0 };
+            g4_chat_part sys = { G4_PART_TEXT, system, 0 };
+            g4_chat_msg msgs[2]; int nm = 0;
+            if (system) msgs[nm++] = (g4_chat_msg){ "system", &sys, 1 };
+            msgs[nm++] = (g4_chat_msg){ "user", parts, np };
+            g4_chat_opts o = { think, 1, 0 };
+            if (g4_chat_build(tok, msgs, nm, &o, &pr, &err)) die("%s", err.msg);
+            /* the media rows go where the template put their soft tokens */
+            mmrows = calloc((size_t)pr.n * c->d_model, sizeof *mmrows);
+            mmask = malloc((size_t)pr.n);
+            if (!mmrows || !mmask) die("out of memory for a prompt of %d tokens", pr.n);
+            memcpy(mmask, pr.mm_mask, (size_t)pr.n);
+            for (int i = 0, ii = 0, ia = 0; i < n_md; i++) {
+                const g4_block *b = md[i].bidirectional ? &pr.images[ii++] : &pr.audio[ia++];
+                memcpy(mmrows + (size_t)b->start * c->d_model, md[i].rows,
+                       (size_t)md[i].n * c->d_model * sizeof *mmrows);
+                if (md[i].bidirectional) blocks[n_blocks++] = *b;
+            }
+            free(ids);
+            ids = malloc((size_t)pr.n * sizeof *ids);
+            if (!ids) die("out of memory");
+            memcpy(ids, pr.ids, (size_t)pr.n * sizeof *ids);
+            n_prompt = pr.n;
+            g4_prompt_free(&pr);
+        }
+        for (int i = 0; i < n_md; i++) free(md[i].rows);
+        n_md = 0;
+        if (n_prompt + (n_gen > 0 ? n_gen - 1 : 0) > ctx)
+            die("--ctx %ld is too small for %d prompt tokens + %ld generated", ctx, n_prompt, n_gen);
+        if (batch < n_img) batch = n_img;
+    }
     if (n_md) {
         int *full;
         n_prompt = expand_prompt(ids, n_prompt, md, n_md, c->d_model, &full, &mmrows, &mmask,
@@ -612,6 +714,16 @@ static int cmd_run(int argc, char **argv)
     g4_sampler smp;
     if (g4_sampler_init(&smp, c->vocab, (float)temp, (int)top_k, (float)top_p, seed)) {
         g4_state_free(&s); g4_model_free(&m); die("out of memory for the sampler");
+    }
+    if (chat) {
+        g4_chat_cfg cc = { system, think, (int)n_gen, "> " };
+        int r = g4_chat_loop(&s, &smp, tok, &cc, stdin, stdout, &err);
+        if (r) fprintf(stderr, "g4: %s\n", err.msg);
+        fprintf(stderr, "peak RSS %s\n", human(g4_peak_rss(), (char[32]){0}));
+        g4_sampler_free(&smp); g4_state_free(&s); g4_tokenizer_free(tok); g4_model_free(&m);
+        free(ids);
+        free(holes);
+        return r ? 1 : 0;
     }
     FILE *df = NULL;
     if (dump && !(df = fopen(dump, "wb"))) die("%s: cannot create: %s", dump, strerror(errno));
@@ -656,18 +768,32 @@ static int cmd_run(int argc, char **argv)
     if (!lg) die("out of memory");
     double t1 = g4_now();
     int n_out = 0, n_steps = 0;
+    g4_detok dt;
+    if (text && g4_detok_init(&dt, tok, 1, &err)) die("%s", err.msg);
     for (int i = 0; i < n_gen; i++) {
         memcpy(lg, last, (size_t)c->vocab * sizeof(float));
-        int tok = g4_sample(&smp, lg, c->suppress, c->n_suppress);
-        printf("%s%d", n_out ? " " : "", tok);
+        int id = g4_sample(&smp, lg, sup, n_sup);
+        if (text) {            /* text in, text out: the reply streams, the stop id is not shown */
+            const char *piece; size_t len;
+            if (!is_stop(c, id)) {
+                if (g4_detok_push(&dt, id, &piece, &len, &err)) die("%s", err.msg);
+                fwrite(piece, 1, len, stdout);
+            }
+        } else printf("%s%d", n_out ? " " : "", id);
         fflush(stdout);
         n_out++;
-        if (is_stop(c, tok) || i == n_gen - 1) break;
-        if (g4_forward(&s, &tok, 1, NULL, NULL, NULL, 0, &err)) die("%s", err.msg);
+        if (is_stop(c, id) || i == n_gen - 1) break;
+        if (g4_forward(&s, &id, 1, NULL, NULL, NULL, 0, &err)) die("%s", err.msg);
         last = s.logits;
         n_steps++;
     }
     double t_decode = g4_now() - t1;
+    if (text) {
+        const char *piece; size_t len;
+        g4_detok_flush(&dt, &piece, &len);
+        fwrite(piece, 1, len, stdout);
+        g4_detok_free(&dt);
+    }
     if (n_out) printf("\n");
     fflush(stdout);
     fprintf(stderr, "prefill  %d tokens in %.3f s (%.2f tok/s)\n", n_prompt, t_prefill,
@@ -678,6 +804,8 @@ static int cmd_run(int argc, char **argv)
     fprintf(stderr, "peak RSS %s\n", human(g4_peak_rss(), b));
     free(lg);
     free(ids); free(mmrows); free(mmask);
+    g4_tokenizer_free(tok);
+    free(holes);
     g4_sampler_free(&smp);
     g4_state_free(&s);
     g4_model_free(&m);
@@ -818,13 +946,15 @@ static int cmd_info(int argc, char **argv)
 static int cmd_synth(int argc, char **argv)
 {
     args a = { argc, argv, 0, usage_synth, {0}, 0 };
-    const char *cfg = NULL, *type = NULL, *out = NULL, *v;
+    const char *cfg = NULL, *type = NULL, *out = NULL, *vocab = NULL, *mmproj = NULL, *v;
     uint64_t seed = 1;
     while (a.i < argc) {
         if (flag(&a, "--config", 1, &v)) cfg = v;
         else if (flag(&a, "--type", 1, &v)) type = v;
         else if (flag(&a, "--seed", 1, &v)) seed = parse_u64(&a, "--seed", v);
         else if (flag(&a, "-o", 1, &v)) out = v;
+        else if (flag(&a, "--vocab", 1, &v)) vocab = v;
+        else if (flag(&a, "--mmproj", 1, &v)) mmproj = v;
         else positional_or_bad(&a, 0);
     }
     if (!cfg || !type || !out) bad_usage(a.usage, "synth needs --config, --type and -o");
@@ -834,7 +964,32 @@ static int cmd_synth(int argc, char **argv)
     if (t < 0) bad_usage(a.usage, "--type: unknown type '%s'", type);
     g4_err err = {{0}};
     double t0 = g4_now();
-    if (g4_synth_write_gguf(&c, (g4_type)t, seed, out, 1, &err)) die("%s", err.msg);
+    g4_tokenizer *tok = NULL;
+    if (vocab) {
+        if (!(tok = g4_tokenizer_load(vocab, &err))) die("%s", err.msg);
+        /* the model covers every id of the vocabulary; the suppressed ids are the vocabulary's
+         * <image|> and <audio|> (spec 1.3 step 6), whatever the built-in config said */
+        if (g4_tok_n_vocab(tok) > c.vocab) c.vocab = g4_tok_n_vocab(tok);
+        c.n_suppress = 0;
+        const char *sup[2] = { "<audio|>", "<image|>" };
+        for (int i = 0; i < 2; i++) {
+            int id = g4_tok_id(tok, sup[i]);
+            if (id >= 0) c.suppress[c.n_suppress++] = id;
+        }
+        if (g4_tok_bos(tok) >= 0) c.bos = g4_tok_bos(tok);
+        if (g4_tok_eos(tok) >= 0) c.eos = g4_tok_eos(tok);
+    }
+    if (g4_synth_write_gguf_vocab(&c, (g4_type)t, seed, out, 1, tok, &err)) die("%s", err.msg);
+    g4_tokenizer_free(tok);
+    if (mmproj) {
+        /* the embedders come from the in-memory synthetic model (same generator, same values) */
+        g4_model m;
+        if (c.mm_dim <= 0) die("--mmproj: config %s has no vision/audio embedders", cfg);
+        if (g4_model_synth(&m, &c, (g4_type)t, seed, &err) || g4_mmproj_write(&m, mmproj, &err))
+            die("%s", err.msg);
+        g4_model_free(&m);
+        fprintf(stderr, "g4: wrote %s (vision + audio embedders)\n", mmproj);
+    }
     char b[32];
     fprintf(stderr, "g4: synth %s %s seed %llu -> %s in %.1f s, peak RSS %s\n", cfg, type,
             (unsigned long long)seed, out, g4_now() - t0, human(g4_peak_rss(), b));
@@ -843,8 +998,26 @@ static int cmd_synth(int argc, char **argv)
 
 /* ---- g4 bench --------------------------------------------------------------------------- */
 
+static int cmd_bench_tokenizer(int argc, char **argv)
+{
+    args a = { argc, argv, 0, usage_bench, {0}, 0 };
+    const char *text = NULL, *v;
+    long tokens = 0, reps = 3;
+    while (a.i < argc) {
+        if (flag(&a, "--text", 1, &v)) text = v;
+        else if (flag(&a, "--tokens", 1, &v)) tokens = parse_int(&a, "--tokens", v, 1, 1 << 28);
+        else if (flag(&a, "--reps", 1, &v)) reps = parse_int(&a, "--reps", v, 1, 1000);
+        else positional_or_bad(&a, 1);
+    }
+    g4_err err = {{0}};
+    if (g4_bench_tokenizer(a.npos ? a.pos[0] : NULL, text, (int)tokens, (int)reps, stdout, &err))
+        die("%s", err.msg);
+    return 0;
+}
+
 static int cmd_bench(int argc, char **argv)
 {
+    if (argc > 0 && strcmp(argv[0], "--tokenizer") == 0) return cmd_bench_tokenizer(argc - 1, argv + 1);
     args a = { argc, argv, 0, usage_bench, {0}, 0 };
     const char *kernels = NULL, *v;
     long pp = 16, tg = 8, threads = sysconf(_SC_NPROCESSORS_ONLN), ctx = 0, reps = 3;

@@ -280,12 +280,18 @@ void g4_config_write_gguf(g4_gguf_writer *w, const g4_config *c)
     g4_gguf_add_u32(w, "gemma4.rope.dimension_count_swa", (uint32_t)c->hd_swa);
     g4_gguf_add_f32(w, "gemma4.rope.freq_base", c->rope_theta_full);
     g4_gguf_add_f32(w, "gemma4.rope.freq_base_swa", c->rope_theta_swa);
-    g4_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos);
-    g4_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos);
-    g4_gguf_add_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)c->pad);
     if (c->n_suppress)
         g4_gguf_add_arr(w, "tokenizer.ggml.suppress_tokens", G4_GGUF_I32, c->suppress,
                         (uint64_t)c->n_suppress);
+}
+
+/* the special ids as tokenizer.ggml.* keys, for a file without a vocabulary (a written
+ * vocabulary carries its own: g4_tokenizer_write_gguf) */
+void g4_config_write_gguf_ids(g4_gguf_writer *w, const g4_config *c)
+{
+    g4_gguf_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)c->bos);
+    g4_gguf_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)c->eos);
+    g4_gguf_add_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)c->pad);
 }
 
 /* re-encode a stored matrix row by row in another type */
@@ -303,6 +309,7 @@ int g4_model_write_gguf(const g4_model *m, const char *path, g4_type wtype, g4_e
     g4_gguf_writer *w = g4_gguf_writer_new();
     if (!w) return g4_fail(err, "%s: out of memory", path);
     g4_config_write_gguf(w, c);
+    g4_config_write_gguf_ids(w, c);
     g4_gguf_add_str(w, "general.name", m->source);
 
     /* matrices: kept as stored (wtype NONE) or re-encoded; the rowsrc contexts must live until

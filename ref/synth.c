@@ -356,6 +356,12 @@ static void progress(void *ctx, uint64_t done, uint64_t total)
 int g4_synth_write_gguf(const g4_config *c, g4_type wtype, uint64_t seed, const char *path,
                         int verbose, g4_err *err)
 {
+    return g4_synth_write_gguf_vocab(c, wtype, seed, path, verbose, NULL, err);
+}
+
+int g4_synth_write_gguf_vocab(const g4_config *c, g4_type wtype, uint64_t seed, const char *path,
+                              int verbose, const g4_tokenizer *tok, g4_err *err)
+{
     sy_list L;
     if (prepare(&L, c, wtype, seed, NULL, 0, path, err)) return -1;
     g4_gguf_writer *w = g4_gguf_writer_new();
@@ -373,6 +379,8 @@ int g4_synth_write_gguf(const g4_config *c, g4_type wtype, uint64_t seed, const 
     g4_gguf_add_str(w, "g4.synthetic.seed", buf);
     g4_gguf_add_str(w, "g4.synthetic.config", c->name);
     g4_gguf_add_str(w, "g4.synthetic.type", g4_type_name(wtype));
+    if (!tok) g4_config_write_gguf_ids(w, c);
+    else if (g4_tokenizer_write_gguf(tok, w, err)) { g4_gguf_writer_free(w); free(L.t); return -1; }
 
     for (int i = 0; i < L.n; i++) {
         sy_tensor *t = &L.t[i];

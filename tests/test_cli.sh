@@ -213,5 +213,39 @@ if [ $r -eq 1 ] && grep -q -- "--max-audio-seconds" "$T/la.err" && [ "$(wc -l <"
    && [ $r2 -eq 0 ] && grep -q '^audio .* 775 frames' "$T/lb.err"; then ok $t
 else bad $t "limit exit $r ($(cat "$T/la.err")), raised exit $r2 ($(tail -1 "$T/lb.err"))"; fi
 
+# --- text in, text out (issue 4) --------------------------------------------------------------
+t=run_text_default
+"$G4" run -p "Hello there" -n 8 >"$T/p.out" 2>"$T/p.err"; r=$?
+if [ $r -eq 0 ] && grep -q '^vocab    built-in tiny' "$T/p.err" && [ "$(wc -l <"$T/p.out")" -eq 1 ]; then ok $t
+else bad $t "exit $r: $(tail -1 "$T/p.err")"; fi
+
+t=run_text_real_vocab
+# the real Gemma vocabulary (reduced to what the corpus needs, real ids) with its chat tokens
+# renamed the Gemma 4 way (<start_of_turn> -> <|turn>, ...; spec 6), in a synthetic GGUF
+sed 's/<start_of_turn>/<|turn>/g; s/<end_of_turn>/<turn|>/g; s/"<pad>": *0,/"<pad>":0,"<|channel>":100,"<channel|>":101,/' \
+    tests/data/tok/vocab.json >"$T/vocab_g4.json"
+"$G4" synth --config tiny --type q8_0 --vocab "$T/vocab_g4.json" -o "$T/real.gguf" >/dev/null 2>"$T/rs.err"; r1=$?
+"$G4" run "$T/real.gguf" -p "Hello, world" -n 12 --temp 0.8 --seed 5 >"$T/rv.out" 2>"$T/rv.err"; r2=$?
+nchar=$(tr -d '\n' <"$T/rv.out" | wc -m)
+if [ $r1 -ne 0 ] || [ $r2 -ne 0 ]; then bad $t "exit $r1/$r2: $(tail -1 "$T/rs.err") $(tail -1 "$T/rv.err")"
+elif ! grep -q '(262145 ids)' "$T/rv.err"; then bad $t "vocabulary not loaded from the GGUF: $(grep vocab "$T/rv.err")"
+elif [ "$nchar" -lt 1 ] || ! iconv -f UTF-8 -t UTF-8 "$T/rv.out" >/dev/null 2>&1; then bad $t "no valid UTF-8 text: '$(cat "$T/rv.out")'"
+else ok $t; fi
+
+t=run_text_raw
+"$G4" run "$T/real.gguf" -p "Hello, world" --raw -n 4 >/dev/null 2>"$T/raw.err"; r=$?
+[ $r -eq 0 ] && grep -q '^prefill  4 tokens' "$T/raw.err" && ok $t || bad $t "exit $r: $(grep prefill "$T/raw.err") $(tail -1 "$T/raw.err")"
+
+t=chat_two_turns
+printf 'hello\nand again\n' | "$G4" run --chat -n 4 >"$T/chat.out" 2>"$T/chat.err"; r=$?
+if [ $r -eq 0 ] && [ "$(grep -o '> ' "$T/chat.out" | wc -l)" -ge 2 ]; then ok $t
+else bad $t "exit $r: $(tail -1 "$T/chat.err")"; fi
+
+t=bad_vocab_one_line
+printf '{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}}' >"$T/bad_tok.json"
+"$G4" run -p hi --vocab "$T/bad_tok.json" >/dev/null 2>"$T/bv.err"; r=$?
+if [ $r -eq 1 ] && [ "$(grep -c '^g4: ' "$T/bv.err")" -eq 1 ] && tail -1 "$T/bv.err" | grep -q "^g4: .*bad_tok.json: "; then ok $t
+else bad $t "exit $r: $(cat "$T/bv.err")"; fi
+
 echo "# $npass passed, $nfail failed"
 [ $nfail -eq 0 ]

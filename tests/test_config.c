@@ -378,6 +378,7 @@ static int gguf_config(const g4_config *c, const gopt *o, g4_config *out, g4_err
     g4_gguf_writer *w = g4_gguf_writer_new();
     if (o->use_model_writer) {
         g4_config_write_gguf(w, c);
+        g4_config_write_gguf_ids(w, c);
     } else {
         if (o->arch) g4_gguf_add_str(w, "general.architecture", o->arch);
         if (!o->no_block_count) g4_gguf_add_u32(w, "gemma4.block_count", (uint32_t)L);
