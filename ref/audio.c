@@ -10,7 +10,7 @@
  *   g4_audio_prepare    load + resample (only if rate != 16000) + frames, with the length limit
  *   g4_audio_embed      frames [n][640] -> out [n][d_model]
  *
- * What the reference does (transformers 5.23, read in the installed code; docs/AUDIO.md has the
+ * What the reference does (transformers 5.23, read in the installed code; docs/MODEL.md section 6 has the
  * full account):
  *   - Gemma4UnifiedAudioFeatureExtractor takes a float waveform that is already mono and 16 kHz;
  *     it pads with zeros to a multiple of 640, reshapes to [n][640] as float32, and marks every
@@ -56,7 +56,7 @@
  * with a small gcd, like 96001 Hz, this costs ~3 s per second of audio). Sums are in double; each
  * output is rounded once to
  * float32. Supported rates: 1000 .. 768000 Hz. Measured properties are in tests/test_audio.c and
- * docs/AUDIO.md (1 kHz gain error ~1e-7 dB, stopband past 8.1 kHz > 120 dB, DC error ~3e-8).
+ * docs/MODEL.md section 6 (1 kHz gain error ~1e-7 dB, stopband past 8.1 kHz > 120 dB, DC error ~3e-8).
  *
  * Embedding (spec 3 step 3, spec 1.4): per frame
  *   x = bf16(frame)            the reference casts to the projection weight's dtype, which is bf16

@@ -467,7 +467,7 @@ g4_tokenizer *g4_tokenizer_load(const char *path, g4_err *err);
  * checkpoint (model_path = the path given to g4_model_load), or the built-in tiny vocabulary
  * for a vocab-512 model without one. Fails if the tokenizer has ids the model lacks. */
 g4_tokenizer *g4_tokenizer_for_model(const g4_model *m, const char *model_path, g4_err *err);
-/* The 512-id vocabulary of the built-in "tiny" model (docs/TOKENIZER.md lists it). */
+/* The 512-id vocabulary of the built-in "tiny" model (docs/MODEL.md section 7 lists it). */
 g4_tokenizer *g4_tokenizer_builtin_tiny(g4_err *err);
 /* From arrays: pieces[n] (UTF-8, NUL-terminated; NULL = hole), types[n] (G4_TOKT_*), merges
  * "left right" in rank order. flags: G4_TOKF_* below. */

@@ -3,7 +3,7 @@
  * Gemma4UnifiedImageProcessor + torchvision + Pillow on the PNGs of tests/data/img/, which
  * tests/data/img/make.py draws).
  *
- * Bounds (all derived from what the reference computes, see docs/VISION.md):
+ * Bounds (all derived from what the reference computes, see docs/MODEL.md section 4):
  *   - decode: 0 levels. The RGB conversion is integer-only (PIL's rules), so it must be exact.
  *   - resize: 0 levels. torch's uint8 antialiased bicubic is integer fixed point after the
  *     weights; ref/image.c computes the weights with the same double operations in the same
