@@ -1,4 +1,3 @@
-#!/usr/bin/env bash
 # run.sh - the end-to-end benchmarks of `make bench`: JSON lines on stdout, one per test.
 #
 #   bash bench/run.sh build/g4

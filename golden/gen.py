@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """golden/gen.py - golden tensors for g4 from the official Hugging Face Gemma 4 Unified code.
 
 What it does

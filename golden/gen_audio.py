@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """golden/gen_audio.py - audio front-end goldens from the official Hugging Face Gemma 4 Unified code.
 
 What it does

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """golden/gen_image.py - goldens for the vision front end (ref/image.c) from the Hugging Face
 Gemma4UnifiedImageProcessor (torchvision backend), fed PIL images as HF does for a PIL input.
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """golden/gen_mm.py - multimodal golden tensors for g4 from the official Hugging Face code.
 
 What it does

@@ -1,4 +1,3 @@
-#!/usr/bin/env bash
 # Run every test binary / script given, count PASS and FAIL lines, and end with
 # "N passed, N failed". A program that exits non-zero without printing a FAIL line (a crash, a
 # sanitizer report, a timeout) counts as one failure of its own.

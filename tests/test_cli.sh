@@ -1,4 +1,3 @@
-#!/usr/bin/env bash
 # test_cli.sh - the g4 command line end to end: help, run on the built-in model, synth -> info ->
 # run on the file (same tokens as in memory), error lines and exit codes, --dump-logits, --tap,
 # bench JSON, and the ref-only build giving the same tokens.

@@ -1,4 +1,3 @@
-#!/usr/bin/env bash
 # test_cli_asan.sh - the whole CLI test (tests/test_cli.sh) again, with g4 built under
 # AddressSanitizer and UBSan (build/asan/g4): every path the CLI tests take, bad inputs
 # included, must be free of memory errors and undefined behaviour, not just give the right

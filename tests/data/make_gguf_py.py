@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """make_gguf_py.py - write the GGUF test files of tests/data with the reference `gguf` package
 (gguf-py from llama.cpp), and check a GGUF written by g4's C writer.
 

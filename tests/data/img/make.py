@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """make.py - write the PNG test images of tests/data/img/ and the demo picture tests/data/sample.png.
 
     python3 tests/data/img/make.py        # any Python 3 (standard library only: zlib, struct)

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """make.py - write the small test WAV files of tests/data/wav/ and the sample clip tests/data/sample.wav.
 
 Standard library only (math, random, struct): every file is written byte by byte here, so the
