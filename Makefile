@@ -10,7 +10,7 @@ CC      ?= cc
 B       := build
 CSTD    := -std=c11 -D_GNU_SOURCE
 WARN    := -Wall -Wextra -Werror -Wno-unused-parameter
-# ref/ numerics: no FMA contraction, never -ffast-math (results must be reproducible everywhere)
+# ref/ numerics: no FMA contraction and no fast-math flags (results must be reproducible everywhere)
 OPTFLAGS ?= -O2 -ffp-contract=off -g
 CFLAGS  := $(CSTD) $(WARN) $(OPTFLAGS) -MMD -MP -Iref
 LDLIBS  := -lm -lpng -lpthread
@@ -26,8 +26,15 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
 ASAN_TESTS := $(filter $(B)/tests/test_bad%,$(TEST_BIN))
 ASAN_BIN := $(ASAN_TESTS:$(B)/tests/%=$(B)/asan/%)
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# per-file target flags for opt/<name>.c (the file checks the CPU at run time before use)
+OPT_CFLAGS_avx2 := -mavx2 -mfma -mf16c
+# aarch64 cross build of the kernel tests, run under qemu-aarch64 by tests/test_neon.sh:
+# ref/ + opt/ without the PNG reader (no libpng for the target), tests linked statically
+CROSS   ?= aarch64-linux-gnu-
+A64     := $(B)/aarch64
+A64_OBJ := $(patsubst %.c,$(A64)/%.o,$(filter-out ref/image.c,$(REF_SRC)) $(OPT_SRC))
 
-.PHONY: all run test bench clean
+.PHONY: all run test bench clean aarch64
 all: $(B)/g4 $(B)/g4-ref
 
 $(B)/%.o: %.c
@@ -52,6 +59,20 @@ $(B)/asan/%: tests/%.c $(REF_SRC) $(OPT_SRC) tests/harness.h
 $(B)/asan/g4: ref/main.c $(REF_SRC) $(OPT_SRC) $(BENCH_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(WARN) $(ASAN_FLAGS) -ffp-contract=off -Iref $^ -o $@ $(LDLIBS)
+
+$(A64)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CROSS)gcc $(CSTD) $(WARN) $(OPTFLAGS) -MMD -MP -Iref -c $< -o $@
+
+$(A64)/libg4.a: $(A64_OBJ)
+	rm -f $@
+	$(CROSS)ar rcs $@ $^
+
+$(A64)/tests/%: tests/%.c $(A64)/libg4.a tests/harness.h tests/golden.h
+	@mkdir -p $(dir $@)
+	$(CROSS)gcc $(CSTD) $(WARN) $(OPTFLAGS) -Iref -Itests -static $< $(A64)/libg4.a -o $@ -lm -lpthread
+
+aarch64: $(A64)/tests/test_kernels $(A64)/tests/test_opt
 
 run: $(B)/g4
 	$(B)/g4 run --image tests/data/sample.png --audio tests/data/sample.wav --ids "2 105 300 107 106 107" -n 16

@@ -16,6 +16,9 @@ G4=${1:-build/g4}
 if [ ! -x "$G4" ]; then echo "bench/run.sh: $G4 is not built" >&2; exit 1; fi
 rc=0
 
+echo "bench: kernels at the 12B shapes (quick)" >&2
+"$G4" bench --kernels-micro --quick || rc=1
+
 echo "bench: tokenizer (test vocabulary, or \$G4_GEMMA3_TOKENIZER)" >&2
 "$G4" bench --tokenizer || rc=1
 

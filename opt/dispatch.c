@@ -1,44 +1,48 @@
 /* dispatch.c - chooses the kernel table at run time.
  *
- * Every ISA table starts from the complete ref table and overrides the entries it implements
- * (issue 5 adds avx2 and neon). Order of choice: the `force` argument (--kernels), then
- * $G4_KERNELS, then the best table this CPU supports.
+ * Every ISA table starts from the complete ref table's behaviour and overrides the entries it
+ * implements (opt/avx2.c, opt/neon.c). Each ISA file exports a getter that returns its table
+ * only when this CPU can run it (cpuid on x86; NEON is baseline on aarch64) and NULL
+ * otherwise, on every architecture, so this file needs no #if.
+ *
+ * Order of choice: the `force` argument (--kernels), then $G4_KERNELS, then the first table of
+ * the list below (best first) that this CPU supports. A forced name that is unknown or not
+ * supported here is an error, never a silent fallback.
  */
-#include "g4.h"
+#include "opt.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    const char *name;
-    const g4_kernels *table;
-    int (*cpu_has)(void);      /* 1 if this CPU can run the table */
-} g4_isa;
-
-static int always(void) { return 1; }
+static const g4_kernels *ref_table(void) { return &g4_kernels_ref; }
 
 /* best first */
-static const g4_isa isas[] = {
-    { "ref", &g4_kernels_ref, always },
+const opt_entry opt_tables[] = {
+    { "avx2", opt_avx2_table },
+    { "neon", opt_neon_table },
+    { "ref", ref_table },
 };
+const int opt_n_tables = (int)(sizeof opt_tables / sizeof opt_tables[0]);
 
 const g4_kernels *g4_kernels_pick(const char *force, g4_err *err)
 {
     if (!force) force = getenv("G4_KERNELS");
-    int n = (int)(sizeof isas / sizeof isas[0]);
     if (force && *force) {
-        for (int i = 0; i < n; i++) {
-            if (strcmp(force, isas[i].name) != 0) continue;
-            if (!isas[i].cpu_has()) {
+        for (int i = 0; i < opt_n_tables; i++) {
+            if (strcmp(force, opt_tables[i].name) != 0) continue;
+            const g4_kernels *k = opt_tables[i].get();
+            if (!k) {
                 g4_fail(err, "kernel table '%s' is not supported by this CPU", force);
                 return NULL;
             }
-            return isas[i].table;
+            return k;
         }
-        g4_fail(err, "unknown kernel table '%s' (known: ref)", force);
+        g4_fail(err, "unknown kernel table '%s' (known: avx2, neon, ref)", force);
         return NULL;
     }
-    for (int i = 0; i < n; i++)
-        if (isas[i].cpu_has()) return isas[i].table;
+    for (int i = 0; i < opt_n_tables; i++) {
+        const g4_kernels *k = opt_tables[i].get();
+        if (k) return k;
+    }
     return &g4_kernels_ref;
 }

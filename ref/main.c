@@ -66,6 +66,8 @@ static const char *usage_run =
     "  --batch N             prompt tokens per forward pass (default 32)\n"
     "  --bf16                round to bf16 where the HF bf16 reference does (spec 1.6a)\n"
     "  --kernels NAME        kernel table (default: best for this CPU, or $G4_KERNELS)\n"
+    "  -t N                  threads for the opt kernels (sets $G4_THREADS; default: online\n"
+    "                        CPUs); results do not depend on it\n"
     "  --mem-limit SIZE      refuse to run above this (e.g. 16G; default: MemAvailable)\n"
     "  --image FILE.png      an image: <|image> + N x <|image|> + <image|> replaces the\n"
     "                        image placeholder id in --ids (or goes after the first token)\n"
@@ -104,6 +106,8 @@ static const char *usage_bench =
     "  --ctx N         KV cache positions (default pp + tg)\n"
     "  --kernels NAME  kernel table (default: best for this CPU)\n"
     "prints one JSON object per test on stdout.\n"
+    "       g4 bench --kernels-micro [--help]    per-kernel GFLOP/s and GB/s beside the\n"
+    "  machine's measured DRAM bandwidth and FMA peak\n"
     "       g4 bench --tokenizer [VOCAB] [--text FILE] [--tokens N] [--reps R]\n"
     "  tokenizer speed on a long document (default: the test corpus repeated to 262144 tokens,\n"
     "  with $G4_GEMMA3_TOKENIZER or the test vocabulary)\n";
@@ -548,6 +552,10 @@ static int cmd_run(int argc, char **argv)
         else if (flag(&a, "--batch", 1, &v)) batch = parse_int(&a, "--batch", v, 1, 1 << 16);
         else if (flag(&a, "--bf16", 0, &v)) bf16 = 1;
         else if (flag(&a, "--kernels", 1, &v)) kernels = v;
+        else if (flag(&a, "-t", 1, &v)) {
+            parse_int(&a, "-t", v, 1, 4096);
+            setenv("G4_THREADS", v, 1);   /* read by the opt kernels' thread pool */
+        }
         else if (flag(&a, "--mem-limit", 1, &v)) {
             if (g4_parse_size(v, &limit) || limit == 0)
                 bad_usage(a.usage, "--mem-limit: '%s' is not a size like 16G or 512M", v);
@@ -1061,6 +1069,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 2, argv + 2);
     if (!strcmp(cmd, "synth")) return cmd_synth(argc - 2, argv + 2);
+    if (!strcmp(cmd, "bench") && argc > 2 && !strcmp(argv[2], "--kernels-micro"))
+        return g4_bench_kernels_cli(argc - 3, argv + 3);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 2, argv + 2);
     fprintf(stderr, "g4: unknown command '%s'\n", cmd);
     fputs(usage_main, stderr);

@@ -1,0 +1,695 @@
+/* avx2.c - the x86-64 AVX2 + FMA + F16C kernel table "avx2".
+ *
+ * Built for any x86-64: the kernels are compiled for AVX2/FMA/F16C by the pragma below (and
+ * OPT_CFLAGS_avx2 in the Makefile), while opt_avx2_table(), the only entry point, is compiled
+ * for the baseline and returns the table only when cpuid says the CPU (and the OS) has AVX2, FMA
+ * and F16C. On other architectures the file is the getter alone, returning NULL.
+ *
+ * Entries (each falls back to the ref entry for its bf16 = 1 case):
+ *   matmul     every weight type is turned into fp32 in registers, exactly the values ref's
+ *              g4_dequant_row gives (F16 by F16C, BF16 by a shift, quantized blocks below);
+ *              then one 8-lane FMA accumulator per output, columns in order (8 at a time),
+ *              a fixed horizontal sum, and a scalar FMA tail for cols % 8 (float types only).
+ *              Tiles: 4 rows x 1 token when few tokens (decode: independent FMA chains), else
+ *              1 row x 6 tokens over 256-column chunks, tokens in blocks of TOK_BLOCK, so a
+ *              chunk's activations stay in L1 while the weight rows go by (prefill: one formed
+ *              weight vector serves 6 tokens). The tile never changes the result (opt.h).
+ *   rmsnorm    sum of squares in double (8 lanes), then exactly ref's fp32 ops.
+ *   layernorm  sums in double, then exactly ref's fp32 ops.
+ *   rope       ref's operations, vectorized: bit-identical to ref.
+ *   attention  heads in parallel; q.k with FMA, 4 keys at a time; vector exp; softmax sum in
+ *              double; out += p_j v_j with FMA in key order.
+ *   geglu      ref's gelu_tanh operations with the vector tanh below; elements in parallel.
+ *   softcap    x / cap, vector tanh, * cap; elements in parallel.
+ * Vector exp: Cody-Waite reduction x = n ln2 + r, degree-6 polynomial (Cephes expf
+ * coefficients), 2^n by exponent arithmetic. Vector tanh(y) = sign(y) (1 - 2 / (exp(2|y|) + 1)),
+ * |y| clamped to 10 (tanh(10) is 1.0f). Error bounds: docs/NUMERICS.md "opt".
+ */
+#include "opt.h"
+
+#if defined(__x86_64__)
+
+#include <cpuid.h>
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+#define TOK_BLOCK 12        /* prefill: tokens per block (x 256 columns of them stay in L1) */
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+/* the fixed horizontal sum: (lo128 + hi128), then (0+2, 1+3), then (0+1) */
+AI float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AI float f16_at(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return _cvtsh_ss(h);
+}
+
+/* the eight 6-bit scales and mins of a Q4_K block as two little-endian u64 of bytes
+ * (layout in ref/quant.c): sc[0..3] = b[0..3] & 63, m[0..3] = b[4..7] & 63,
+ * sc[4..7] = (b[8..11] & 15) | (b[0..3] >> 6) << 4, m[4..7] = (b[8..11] >> 4) | (b[4..7] >> 6) << 4 */
+AI void q4k_scales(const uint8_t *s, uint64_t *sc, uint64_t *mn)
+{
+    uint32_t w0, w1, w2;
+    memcpy(&w0, s, 4); memcpy(&w1, s + 4, 4); memcpy(&w2, s + 8, 4);
+    const uint32_t sc_lo = w0 & 0x3f3f3f3fu, mn_lo = w1 & 0x3f3f3f3fu;
+    const uint32_t sc_hi = (w2 & 0x0f0f0f0fu) | (((w0 >> 6) & 0x03030303u) << 4);
+    const uint32_t mn_hi = ((w2 >> 4) & 0x0f0f0f0fu) | (((w1 >> 6) & 0x03030303u) << 4);
+    *sc = (uint64_t)sc_lo | ((uint64_t)sc_hi << 32);
+    *mn = (uint64_t)mn_lo | ((uint64_t)mn_hi << 32);
+}
+
+/* ---- float weights: F32, F16, BF16 -------------------------------------------------------- */
+
+enum { TY_F32 = 100, TY_F16, TY_BF16 };   /* distinct from the g4_type ids */
+
+AI __m256 ldw8(const int ty, const uint8_t *row, int64_t k)
+{
+    if (ty == TY_F32) return _mm256_loadu_ps((const float *)(const void *)(row + 4 * k));
+    __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(row + 2 * k));
+    if (ty == TY_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+AI float ldw1(const int ty, const uint8_t *row, int64_t k)
+{
+    if (ty == TY_F32) { float f; memcpy(&f, row + 4 * k, 4); return f; }
+    uint16_t h;
+    memcpy(&h, row + 2 * k, 2);
+    return ty == TY_F16 ? g4_f16_to_f32(h) : g4_bf16_to_f32(h);
+}
+
+/* columns [8 v0, 8 v1) of rows r.. x tokens t..; am: NULL = start from 0 and write Y (with the
+ * column tail), else the accumulators in am[(i * TOK_BLOCK + j) * 8] are continued */
+AI void fp_tile(const int ty, const int R, const int N, const opt_mm *m, int64_t r, int t,
+                int64_t v0, int64_t v1, float *am)
+{
+    const int64_t cols = m->cols, k8 = cols & ~(int64_t)7;
+    const uint8_t *w[4];
+    const float *x[8];
+    __m256 acc[4][8];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        w[i] = m->W + (r + i) * m->rb;
+#pragma GCC unroll 8
+        for (int j = 0; j < N; j++)
+            acc[i][j] = am ? _mm256_loadu_ps(am + (i * TOK_BLOCK + j) * 8) : _mm256_setzero_ps();
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < N; j++) x[j] = m->X + (int64_t)(t + j) * cols;
+    for (int64_t k = 8 * v0; k < 8 * v1; k += 8) {
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) {
+            const __m256 wv = ldw8(ty, w[i], k);
+#pragma GCC unroll 8
+            for (int j = 0; j < N; j++) acc[i][j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[j] + k), acc[i][j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < N; j++) {
+            if (am) { _mm256_storeu_ps(am + (i * TOK_BLOCK + j) * 8, acc[i][j]); continue; }
+            float sum = hsum8(acc[i][j]);
+            for (int64_t k = k8; k < cols; k++) sum = fmaf(ldw1(ty, w[i], k), x[j][k], sum);
+            m->Y[(int64_t)(t + j) * m->rows + r + i] = sum;
+        }
+}
+
+/* after the k-chunks: the horizontal sum and the column tail, as fp_tile does without am */
+AI void fp_finish(const int ty, const opt_mm *m, int64_t r, int t, const float *am)
+{
+    const int64_t cols = m->cols, k8 = cols & ~(int64_t)7;
+    float sum = hsum8(_mm256_loadu_ps(am));
+    const uint8_t *w = m->W + r * m->rb;
+    const float *x = m->X + (int64_t)t * cols;
+    for (int64_t k = k8; k < cols; k++) sum = fmaf(ldw1(ty, w, k), x[k], sum);
+    m->Y[(int64_t)t * m->rows + r] = sum;
+}
+
+/* ---- quantized weights ------------------------------------------------------------------
+ * Each 32-value block becomes 4 vectors of 8 fp32 weights (values 8k..8k+7) computed with
+ * ref's single rounding from the stored integers q and scales, so they equal g4_dequant_row's:
+ *   Q8_0  w = q d                        (exact)
+ *   Q4_0  w = fma(q, d, -8 d)            = (q - 8) d, exact
+ *   Q4_K  w = fma(q, d sc, -(dmin m))    = round(d sc q - dmin m), d sc q exact as in ref
+ *   Q6_K  w = fma(q, d sc, -32 d sc)     = round((q - 32) d sc), ref's one rounding
+ * then exactly the F32 dot: acc = fma(w, x, acc) per 8 columns, in column order. f16 scales come
+ * from a 64K-entry table as a broadcast load (no shuffle port); bytes and nibbles go to 32-bit
+ * lanes with vpshufb on a 16-byte half broadcast to both lanes (lane 0 takes bytes 0..3 or
+ * 8..11, lane 1 bytes 4..7 or 12..15). */
+
+static float f16_lut[65536];          /* filled by opt_avx2_table() before the table is used */
+
+AI int rd16(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return h;
+}
+
+AI __m256 bc_f16(const uint8_t *p) { return _mm256_broadcast_ss(&f16_lut[rd16(p)]); }
+
+AI __m256i spread_lo(__m256i v)   /* bytes 0..7 of the half -> 8 dwords */
+{
+    return _mm256_shuffle_epi8(v, _mm256_setr_epi8(0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, 3, -1, -1, -1,
+                                                   4, -1, -1, -1, 5, -1, -1, -1, 6, -1, -1, -1, 7, -1, -1, -1));
+}
+
+AI __m256i spread_hi(__m256i v)   /* bytes 8..15 of the half -> 8 dwords */
+{
+    return _mm256_shuffle_epi8(v, _mm256_setr_epi8(8, -1, -1, -1, 9, -1, -1, -1, 10, -1, -1, -1, 11, -1, -1, -1,
+                                                   12, -1, -1, -1, 13, -1, -1, -1, 14, -1, -1, -1, 15, -1, -1, -1));
+}
+
+AI __m256i bcast16(const uint8_t *p)
+{
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)p));
+}
+
+/* the float scales of super-block sb of a K-type row, computed once per super-block:
+ * Q4_K: ks[s] = d sc_s, ks[8 + s] = -(dmin m_s) (both exact); Q6_K: ks[j] = d sc_j (exact) */
+AI void kscales(const int ty, const uint8_t *row, int64_t sb, float ks[16])
+{
+    if (ty == G4_T_Q4_K) {
+        const uint8_t *blk = row + 144 * sb;
+        uint64_t sc64, mn64;
+        q4k_scales(blk + 4, &sc64, &mn64);
+        const float d = f16_lut[rd16(blk)], dmin = f16_lut[rd16(blk + 2)];
+        for (int s = 0; s < 8; s++) {
+            ks[s] = d * (float)((sc64 >> (8 * s)) & 0xff);
+            ks[8 + s] = -(dmin * (float)((mn64 >> (8 * s)) & 0xff));
+        }
+    } else {
+        const uint8_t *blk = row + 210 * sb;
+        const float d = f16_lut[rd16(blk + 208)];
+        for (int j = 0; j < 16; j++) ks[j] = d * (float)(int8_t)blk[192 + j];
+    }
+}
+
+/* the 32 weights of block b of a row: w[0..3] = values 0-7, 8-15, 16-23, 24-31 (K types: ks
+ * holds the super-block's scales from kscales) */
+AI void qblock(const int ty, const uint8_t *row, int64_t b, const float *ks, __m256 w[4])
+{
+    const __m256i lo4 = _mm256_set1_epi8(0x0f);
+    if (ty == G4_T_Q8_0) {
+        const uint8_t *blk = row + 34 * b;
+        const __m256 d = bc_f16(blk);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++)
+            w[k] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(
+                       _mm_loadl_epi64((const __m128i *)(const void *)(blk + 2 + 8 * k)))), d);
+    } else if (ty == G4_T_Q4_0) {
+        const uint8_t *blk = row + 18 * b;
+        const __m256 d = bc_f16(blk), c = _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
+        const __m256i raw = bcast16(blk + 2);
+        const __m256i lo = _mm256_and_si256(raw, lo4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4);
+        w[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(spread_lo(lo)), d, c);
+        w[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(spread_hi(lo)), d, c);
+        w[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(spread_lo(hi)), d, c);
+        w[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(spread_hi(hi)), d, c);
+    } else if (ty == G4_T_Q4_K) {
+        /* sub-block s = b % 8 of super-block b / 8: chunk s / 2 of 32 bytes, low nibbles for
+         * even s, high for odd s; byte l of the chunk is value l */
+        const uint8_t *blk = row + 144 * (b >> 3);
+        const int s = (int)(b & 7);
+        const __m256 d1 = _mm256_broadcast_ss(&ks[s]), m1 = _mm256_broadcast_ss(&ks[8 + s]);
+        const uint8_t *qs = blk + 16 + 32 * (s >> 1);
+        __m256i a = bcast16(qs), bb = bcast16(qs + 16);
+        if (s & 1) { a = _mm256_srli_epi16(a, 4); bb = _mm256_srli_epi16(bb, 4); }
+        a = _mm256_and_si256(a, lo4);
+        bb = _mm256_and_si256(bb, lo4);
+        w[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(spread_lo(a)), d1, m1);
+        w[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(spread_hi(a)), d1, m1);
+        w[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(spread_lo(bb)), d1, m1);
+        w[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(spread_hi(bb)), d1, m1);
+    } else {                            /* Q6_K: group g = b % 8 = 4h + k, q in 0..63 */
+        const uint8_t *blk = row + 210 * (b >> 3);
+        const int g = (int)(b & 7), h = g >> 2, k = g & 3;
+        const __m256i hi2 = _mm256_set1_epi8(0x30);
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; half++) {      /* values 16 half .. 16 half + 15 */
+            const __m256 dv = _mm256_broadcast_ss(&ks[2 * g + half]);
+            const __m256 c = _mm256_mul_ps(dv, _mm256_set1_ps(-32.0f));
+            const __m256i ql = bcast16(blk + 64 * h + 32 * (k & 1) + 16 * half);
+            const __m256i qh = bcast16(blk + 128 + 32 * h + 16 * half);
+            const __m256i low = k < 2 ? _mm256_and_si256(ql, lo4) : _mm256_and_si256(_mm256_srli_epi16(ql, 4), lo4);
+            __m256i high;                           /* bits 2k, 2k+1 of qh to bits 4, 5 */
+            if (k == 0) high = _mm256_slli_epi16(qh, 4);
+            else if (k == 1) high = _mm256_slli_epi16(qh, 2);
+            else if (k == 2) high = qh;
+            else high = _mm256_srli_epi16(qh, 2);
+            const __m256i qv = _mm256_or_si256(low, _mm256_and_si256(high, hi2));
+            w[2 * half] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(spread_lo(qv)), dv, c);
+            w[2 * half + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(spread_hi(qv)), dv, c);
+        }
+    }
+}
+
+/* blocks [b0, b1) of rows r.. x tokens t..; am as in fp_tile */
+AI void dq_tile(const int ty, const int R, const int N, const opt_mm *m, int64_t r, int t,
+                int64_t b0, int64_t b1, float *am)
+{
+    const uint8_t *wr[4];
+    const float *x[8];
+    __m256 acc[4][8];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        wr[i] = m->W + (r + i) * m->rb;
+#pragma GCC unroll 8
+        for (int j = 0; j < N; j++)
+            acc[i][j] = am ? _mm256_loadu_ps(am + (i * TOK_BLOCK + j) * 8) : _mm256_setzero_ps();
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < N; j++) x[j] = m->X + (int64_t)(t + j) * m->cols;
+    float ks[4][16];              /* K types: the current super-block's scales per row */
+    for (int64_t b = b0; b < b1; b++) {
+        if ((ty == G4_T_Q4_K || ty == G4_T_Q6_K) && (b == b0 || (b & 7) == 0))
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) kscales(ty, wr[i], b >> 3, ks[i]);
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) {
+            __m256 w[4];
+            qblock(ty, wr[i], b, ks[i], w);
+#pragma GCC unroll 8
+            for (int j = 0; j < N; j++) {
+                const float *xb = x[j] + 32 * b;
+                acc[i][j] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xb), acc[i][j]);
+                acc[i][j] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xb + 8), acc[i][j]);
+                acc[i][j] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xb + 16), acc[i][j]);
+                acc[i][j] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xb + 24), acc[i][j]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < N; j++) {
+            if (am) _mm256_storeu_ps(am + (i * TOK_BLOCK + j) * 8, acc[i][j]);
+            else m->Y[(int64_t)(t + j) * m->rows + r + i] = hsum8(acc[i][j]);
+        }
+}
+
+AI void dq_finish(const int ty, const opt_mm *m, int64_t r, int t, const float *am)
+{
+    m->Y[(int64_t)t * m->rows + r] = hsum8(_mm256_loadu_ps(am));
+}
+
+/* rows [r0, r1) (at most OPT_ROW_CHUNK) x all tokens, in units of U columns (8 for float
+ * weights, 32 for quantized blocks; n units):
+ *  - few tokens (decode): 4 rows x 1 token tiles over all columns, accumulators in registers
+ *    (4 independent chains);
+ *  - else (prefill): tokens in blocks of TOK_BLOCK, columns in chunks of KCOL, 1 row x NT
+ *    tokens tiles; the accumulators live in `am` between chunks (exact store and load), so the
+ *    chunk's activations (TOK_BLOCK x KCOL floats) stay in L1 while the rows pass.
+ * Every output sees the same operations in the same order either way. */
+#define KCOL 256
+#define DEFINE_ROWS(name, TILE, FINISH, ty, U, NT)                                             \
+    static void name(const opt_mm *m, int64_t r0, int64_t r1)                                 \
+    {                                                                                         \
+        const int64_t n = m->cols / (U);                                                      \
+        if (m->T < NT) {                                                                      \
+            for (int t = 0; t < m->T; t++) {                                                  \
+                int64_t r = r0;                                                               \
+                for (; r + 4 <= r1; r += 4) TILE(ty, 4, 1, m, r, t, 0, n, NULL);              \
+                for (; r < r1; r++) TILE(ty, 1, 1, m, r, t, 0, n, NULL);                      \
+            }                                                                                 \
+            return;                                                                           \
+        }                                                                                     \
+        float am[OPT_ROW_CHUNK * TOK_BLOCK * 8] __attribute__((aligned(32)));                 \
+        for (int t0 = 0; t0 < m->T; t0 += TOK_BLOCK) {                                        \
+            const int t1 = m->T - t0 < TOK_BLOCK ? m->T : t0 + TOK_BLOCK;                     \
+            memset(am, 0, sizeof am);                                                         \
+            for (int64_t k0 = 0; k0 < n; k0 += KCOL / U) {                                    \
+                const int64_t k1 = n - k0 < KCOL / U ? n : k0 + KCOL / U;                     \
+                for (int64_t r = r0; r < r1; r++) {                                           \
+                    float *ar = am + (r - r0) * TOK_BLOCK * 8;                                \
+                    int t = t0;                                                               \
+                    for (; t + NT <= t1; t += NT) TILE(ty, 1, NT, m, r, t, k0, k1, ar + (t - t0) * 8); \
+                    for (; t < t1; t++) TILE(ty, 1, 1, m, r, t, k0, k1, ar + (t - t0) * 8);   \
+                }                                                                             \
+            }                                                                                 \
+            for (int64_t r = r0; r < r1; r++)                                                 \
+                for (int t = t0; t < t1; t++)                                                 \
+                    FINISH(ty, m, r, t, am + ((r - r0) * TOK_BLOCK + (t - t0)) * 8);          \
+        }                                                                                     \
+    }
+
+DEFINE_ROWS(rows_f32, fp_tile, fp_finish, TY_F32, 8, 6)
+DEFINE_ROWS(rows_f16, fp_tile, fp_finish, TY_F16, 8, 6)
+DEFINE_ROWS(rows_bf16, fp_tile, fp_finish, TY_BF16, 8, 6)
+DEFINE_ROWS(rows_q8_0, dq_tile, dq_finish, G4_T_Q8_0, 32, 6)
+DEFINE_ROWS(rows_q4_0, dq_tile, dq_finish, G4_T_Q4_0, 32, 6)
+DEFINE_ROWS(rows_q4_k, dq_tile, dq_finish, G4_T_Q4_K, 32, 6)
+DEFINE_ROWS(rows_q6_k, dq_tile, dq_finish, G4_T_Q6_K, 32, 6)
+
+static const opt_isa ISA = {
+    .f32 = rows_f32, .f16 = rows_f16, .bf16 = rows_bf16,
+    .q8_0 = rows_q8_0, .q4_0 = rows_q4_0, .q4_k = rows_q4_k, .q6_k = rows_q6_k,
+};
+
+static void avx2_matmul(float *Y, const g4_tensor *W, const float *X, int T)
+{
+    opt_matmul(&ISA, Y, W, X, T);
+}
+
+/* ---- exp and tanh ------------------------------------------------------------------------ */
+
+/* e^x for x in [-87.3, 88.3] (below: 0; above: clamped, never reached by the callers) */
+AI __m256 exp8(__m256 x)
+{
+    const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.3f);
+    const __m256 tiny = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));          /* NaN passes through */
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    /* r = x - n ln2, ln2 split in a short high part (n * hi is exact) and a correction */
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(tiny, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+/* tanh(y) = sign(y) (1 - 2 / (e^(2|y|) + 1)), |y| clamped to 10 */
+AI __m256 tanh8(__m256 y)
+{
+    const __m256 signbit = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    __m256 a = _mm256_min_ps(_mm256_set1_ps(10.0f), _mm256_andnot_ps(signbit, y)); /* NaN stays */
+    __m256 e = exp8(_mm256_add_ps(a, a));
+    __m256 t = _mm256_sub_ps(one, _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, one)));
+    return _mm256_or_ps(t, _mm256_and_ps(y, signbit));
+}
+
+static float tanh1(float y)
+{
+    float in[8] = { y }, out[8];
+    _mm256_storeu_ps(out, tanh8(_mm256_loadu_ps(in)));
+    return out[0];
+}
+
+/* ---- norms, rope ------------------------------------------------------------------------- */
+
+/* sum of x_i^2 (or (x_i - mean)^2) in double: 8 lanes (two of 4), fixed combination, tail */
+static double sumsq_d(const float *x, int n, float mean, int centered)
+{
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    const __m256d mv = _mm256_set1_pd(mean);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+        if (centered) { lo = _mm256_sub_pd(lo, mv); hi = _mm256_sub_pd(hi, mv); }
+        a0 = _mm256_add_pd(a0, _mm256_mul_pd(lo, lo));
+        a1 = _mm256_add_pd(a1, _mm256_mul_pd(hi, hi));
+    }
+    double l[4];
+    _mm256_storeu_pd(l, _mm256_add_pd(a0, a1));
+    double s = (l[0] + l[1]) + (l[2] + l[3]);
+    for (; i < n; i++) { double dv = centered ? (double)x[i] - mean : (double)x[i]; s += dv * dv; }
+    return s;
+}
+
+static double sum_d(const float *x, int n)
+{
+    __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        a0 = _mm256_add_pd(a0, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+        a1 = _mm256_add_pd(a1, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    }
+    double l[4];
+    _mm256_storeu_pd(l, _mm256_add_pd(a0, a1));
+    double s = (l[0] + l[1]) + (l[2] + l[3]);
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+static void avx2_rmsnorm(float *y, const float *x, const float *w, int n, float eps)
+{
+    const float ms = (float)(sumsq_d(x, n, 0.0f, 0) / n) + eps;
+    const float r = powf(ms, -0.5f);
+    const __m256 rv = _mm256_set1_ps(r);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), rv);
+        _mm256_storeu_ps(y + i, w ? _mm256_mul_ps(v, _mm256_loadu_ps(w + i)) : v);
+    }
+    for (; i < n; i++) { float v = x[i] * r; y[i] = w ? v * w[i] : v; }
+}
+
+static void avx2_layernorm(float *y, const float *x, const float *w, const float *b, int n, float eps)
+{
+    const float mean = (float)(sum_d(x, n) / n);
+    const float rstd = 1.0f / sqrtf((float)(sumsq_d(x, n, mean, 1) / n) + eps);
+    const __m256 mv = _mm256_set1_ps(mean), rv = _mm256_set1_ps(rstd);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv), rv), _mm256_loadu_ps(w + i));
+        _mm256_storeu_ps(y + i, _mm256_add_ps(v, _mm256_loadu_ps(b + i)));
+    }
+    for (; i < n; i++) y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+}
+
+static void avx2_rope(float *x, int n_heads, int hd, const float *c, const float *s, int bf16)
+{
+    if (bf16) { g4_kernels_ref.rope(x, n_heads, hd, c, s, bf16); return; }
+    const int half = hd / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (int64_t)h * hd;
+        int i = 0;
+        for (; i + 8 <= half; i += 8) {
+            __m256 a = _mm256_loadu_ps(v + i), b = _mm256_loadu_ps(v + i + half);
+            __m256 cv = _mm256_loadu_ps(c + i), sv = _mm256_loadu_ps(s + i);
+            _mm256_storeu_ps(v + i, _mm256_sub_ps(_mm256_mul_ps(a, cv), _mm256_mul_ps(b, sv)));
+            _mm256_storeu_ps(v + i + half, _mm256_add_ps(_mm256_mul_ps(b, cv), _mm256_mul_ps(a, sv)));
+        }
+        for (; i < half; i++) {
+            float a = v[i], b = v[i + half];
+            v[i] = a * c[i] - b * s[i];
+            v[i + half] = b * c[i] + a * s[i];
+        }
+    }
+}
+
+/* ---- attention --------------------------------------------------------------------------- */
+
+static void att_head(float *out, const float *q, int hd, int64_t off, const float *const *krow,
+                     const float *const *vrow, int n_keys, float *sc)
+{
+    const int h8 = hd & ~7;
+    /* scores: one FMA accumulator per key, columns in order, fixed hsum, scalar FMA tail */
+    int j = 0;
+    for (; j + 4 <= n_keys; j += 4) {
+        const float *k0 = krow[j] + off, *k1 = krow[j + 1] + off, *k2 = krow[j + 2] + off, *k3 = krow[j + 3] + off;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < h8; i += 8) {
+            __m256 qv = _mm256_loadu_ps(q + i);
+            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), a0);
+            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + i), a1);
+            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + i), a2);
+            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + i), a3);
+        }
+        float s0 = hsum8(a0), s1 = hsum8(a1), s2 = hsum8(a2), s3 = hsum8(a3);
+        for (int i = h8; i < hd; i++) {
+            s0 = fmaf(q[i], k0[i], s0); s1 = fmaf(q[i], k1[i], s1);
+            s2 = fmaf(q[i], k2[i], s2); s3 = fmaf(q[i], k3[i], s3);
+        }
+        sc[j] = s0; sc[j + 1] = s1; sc[j + 2] = s2; sc[j + 3] = s3;
+    }
+    for (; j < n_keys; j++) {
+        const float *k0 = krow[j] + off;
+        __m256 a0 = _mm256_setzero_ps();
+        for (int i = 0; i < h8; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(k0 + i), a0);
+        float s0 = hsum8(a0);
+        for (int i = h8; i < hd; i++) s0 = fmaf(q[i], k0[i], s0);
+        sc[j] = s0;
+    }
+    /* softmax: max, e^(s - max), sum in double, scale by (float)(1 / sum) */
+    float mx = -INFINITY;
+    for (j = 0; j < n_keys; j++) if (sc[j] > mx) mx = sc[j];
+    const __m256 mv = _mm256_set1_ps(mx);
+    __m256d d0 = _mm256_setzero_pd(), d1 = d0;
+    for (j = 0; j + 8 <= n_keys; j += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(sc + j), mv));
+        _mm256_storeu_ps(sc + j, e);
+        d0 = _mm256_add_pd(d0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        d1 = _mm256_add_pd(d1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    double l[4];
+    _mm256_storeu_pd(l, _mm256_add_pd(d0, d1));
+    double sum = (l[0] + l[1]) + (l[2] + l[3]);
+    if (j < n_keys) {
+        float tmp[8] = { 0 };
+        for (int i = j; i < n_keys; i++) tmp[i - j] = sc[i] - mx;
+        _mm256_storeu_ps(tmp, exp8(_mm256_loadu_ps(tmp)));
+        for (int i = j; i < n_keys; i++) { sc[i] = tmp[i - j]; sum += sc[i]; }
+    }
+    const float inv = (float)(1.0 / sum);
+    for (j = 0; j < n_keys; j++) sc[j] *= inv;
+    /* out = sum_j p_j v_j: per output one FMA chain in key order */
+    for (int i = 0; i < hd; i++) out[i] = 0.0f;
+    for (j = 0; j < n_keys; j++) {
+        const float *v = vrow[j] + off;
+        const __m256 p = _mm256_set1_ps(sc[j]);
+        int i = 0;
+        for (; i + 32 <= h8; i += 32) {
+            _mm256_storeu_ps(out + i, _mm256_fmadd_ps(p, _mm256_loadu_ps(v + i), _mm256_loadu_ps(out + i)));
+            _mm256_storeu_ps(out + i + 8, _mm256_fmadd_ps(p, _mm256_loadu_ps(v + i + 8), _mm256_loadu_ps(out + i + 8)));
+            _mm256_storeu_ps(out + i + 16, _mm256_fmadd_ps(p, _mm256_loadu_ps(v + i + 16), _mm256_loadu_ps(out + i + 16)));
+            _mm256_storeu_ps(out + i + 24, _mm256_fmadd_ps(p, _mm256_loadu_ps(v + i + 24), _mm256_loadu_ps(out + i + 24)));
+        }
+        for (; i < h8; i += 8)
+            _mm256_storeu_ps(out + i, _mm256_fmadd_ps(p, _mm256_loadu_ps(v + i), _mm256_loadu_ps(out + i)));
+        for (; i < hd; i++) out[i] = fmaf(sc[j], v[i], out[i]);
+    }
+}
+
+static void avx2_attention(float *out, const float *q, int n_heads, int hd, int group,
+                           const float *const *krow, const float *const *vrow, int n_keys,
+                           float *scores, int bf16)
+{
+    if (bf16 || n_keys < 1) {
+        g4_kernels_ref.attention(out, q, n_heads, hd, group, krow, vrow, n_keys, scores, bf16);
+        return;
+    }
+    opt_attention(att_head, out, q, n_heads, hd, group, krow, vrow, n_keys, scores);
+}
+
+/* ---- geglu, softcap ---------------------------------------------------------------------- */
+
+typedef struct { float *out; const float *gate, *up; float cap; } ew_job;
+
+/* gelu_tanh(g) * u with ref's operation order: 0.5 g (1 + tanh(c (g + 0.044715 g^3))) */
+static void geglu_part(void *ctx, int64_t i0, int64_t n)
+{
+    const ew_job *j = ctx;
+    const __m256 c = _mm256_set1_ps(0.7978845608028654f), k = _mm256_set1_ps(0.044715f);
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    int64_t i = i0;
+    for (; i + 8 <= i0 + n; i += 8) {
+        __m256 g = _mm256_loadu_ps(j->gate + i);
+        __m256 cube = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(k, g), g), g);
+        __m256 t = tanh8(_mm256_mul_ps(c, _mm256_add_ps(g, cube)));
+        __m256 ge = _mm256_mul_ps(_mm256_mul_ps(half, g), _mm256_add_ps(one, t));
+        _mm256_storeu_ps(j->out + i, _mm256_mul_ps(ge, _mm256_loadu_ps(j->up + i)));
+    }
+    for (; i < i0 + n; i++) {
+        float g = j->gate[i];
+        float t = tanh1(0.7978845608028654f * (g + 0.044715f * g * g * g));
+        j->out[i] = 0.5f * g * (1.0f + t) * j->up[i];
+    }
+}
+
+static void avx2_geglu(float *out, const float *gate, const float *up, int n, int bf16)
+{
+    if (bf16) { g4_kernels_ref.geglu(out, gate, up, n, bf16); return; }
+    ew_job j = { out, gate, up, 0 };
+    opt_parallel_elems(geglu_part, &j, n);
+}
+
+static void softcap_part(void *ctx, int64_t i0, int64_t n)
+{
+    const ew_job *j = ctx;
+    const __m256 cap = _mm256_set1_ps(j->cap);
+    int64_t i = i0;
+    for (; i + 8 <= i0 + n; i += 8)
+        _mm256_storeu_ps(j->out + i, _mm256_mul_ps(tanh8(_mm256_div_ps(_mm256_loadu_ps(j->out + i), cap)), cap));
+    for (; i < i0 + n; i++) j->out[i] = tanh1(j->out[i] / j->cap) * j->cap;
+}
+
+static void avx2_softcap(float *x, int n, float cap, int bf16)
+{
+    if (bf16) { g4_kernels_ref.softcap(x, n, cap, bf16); return; }
+    ew_job j = { x, NULL, NULL, cap };
+    opt_parallel_elems(softcap_part, &j, n);
+}
+
+static int avx2_threads(int n) { return opt_threads(n); }
+
+/* ---- the fp32 FMA peak: 12 independent 8-lane FMA chains per thread ----------------------- */
+
+static void fma_loop(void *ctx)
+{
+    const int64_t iters = *(const int64_t *)ctx;
+    const __m256 m = _mm256_set1_ps(0.99999994f), c = _mm256_set1_ps(1e-7f);
+    __m256 a[12];
+    for (int k = 0; k < 12; k++) a[k] = _mm256_set1_ps(1.0f + (float)k);
+    for (int64_t i = 0; i < iters; i++) {
+#pragma GCC unroll 12
+        for (int k = 0; k < 12; k++) a[k] = _mm256_fmadd_ps(a[k], m, c);
+    }
+    __m256 s = a[0];
+    for (int k = 1; k < 12; k++) s = _mm256_add_ps(s, a[k]);
+    volatile float sink = hsum8(s);
+    (void)sink;
+}
+
+static double avx2_fma_peak(int threads, double seconds)
+{
+    int64_t iters = 1 << 20;
+    double t = opt_time_threads(fma_loop, &iters, 1);
+    if (t <= 0) return -1;
+    iters = (int64_t)(iters * (seconds / t));
+    if (iters < (1 << 20)) iters = 1 << 20;
+    t = opt_time_threads(fma_loop, &iters, threads);
+    return t > 0 ? (double)threads * (double)iters * 12 * 8 * 2 / t / 1e9 : -1;
+}
+
+static const g4_kernels K = {
+    .name = "avx2",
+    .matmul = avx2_matmul,
+    .rmsnorm = avx2_rmsnorm,
+    .layernorm = avx2_layernorm,
+    .rope = avx2_rope,
+    .attention = avx2_attention,
+    .geglu = avx2_geglu,
+    .softcap = avx2_softcap,
+    .threads = avx2_threads,
+    .fma_peak = avx2_fma_peak,
+};
+
+#pragma GCC pop_options
+
+/* compiled for the baseline even though the Makefile builds this file with -mavx2 -mfma -mf16c
+ * (OPT_CFLAGS_avx2): the check must run on any x86-64 */
+__attribute__((target("no-avx,no-avx2,no-fma,no-f16c")))
+const g4_kernels *opt_avx2_table(void)
+{
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return NULL;
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_F16C)) return NULL;
+    static int ready;
+    if (!ready) {             /* g4_f16_to_f32 is exact for every bit pattern */
+        for (uint32_t h = 0; h < 65536; h++) f16_lut[h] = g4_f16_to_f32((uint16_t)h);
+        ready = 1;
+    }
+    return &K;
+}
+
+#else
+
+const g4_kernels *opt_avx2_table(void) { return NULL; }
+
+#endif

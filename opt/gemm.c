@@ -1,0 +1,99 @@
+/* gemm.c - the ISA-independent half of the opt matmul and attention: work chunks and threads.
+ *
+ * matmul Y[T][rows] = X[T][cols] W^T (W: rows x cols in any stored type): the rows of W are
+ * cut into chunks of OPT_ROW_CHUNK rows; each chunk (all T tokens) is one work item of the
+ * pool, and the ISA's row function tiles inside it. A type the ISA has no row function for
+ * runs the ref entry.
+ *
+ * attention: one work item per query head; each head uses one scores buffer of its own (the
+ * caller's for thread 0, opt_scratch for the others).
+ *
+ * Scratch: the per-thread score buffers grow (doubling) when a longer context first appears,
+ * then are reused, so decoding allocates nothing. Not reentrant: one caller thread at a time.
+ */
+#include "opt.h"
+
+#include <stdlib.h>
+
+/* ---- matmul ------------------------------------------------------------------------------- */
+
+typedef struct {
+    opt_mm m;
+    opt_rows_fn rows;
+} mm_job;
+
+static void rows_task(void *ctx, int64_t c, int tid)
+{
+    const mm_job *j = ctx;
+    int64_t r0 = c * OPT_ROW_CHUNK, r1 = r0 + OPT_ROW_CHUNK;
+    if (r1 > j->m.rows) r1 = j->m.rows;
+    j->rows(&j->m, r0, r1);
+}
+
+void opt_matmul(const opt_isa *isa, float *Y, const g4_tensor *W, const float *X, int T)
+{
+    opt_rows_fn rows = NULL;
+    switch (W->type) {
+    case G4_T_F32: rows = isa->f32; break;
+    case G4_T_F16: rows = isa->f16; break;
+    case G4_T_BF16: rows = isa->bf16; break;
+    case G4_T_Q8_0: rows = isa->q8_0; break;
+    case G4_T_Q4_0: rows = isa->q4_0; break;
+    case G4_T_Q4_K: rows = isa->q4_k; break;
+    case G4_T_Q6_K: rows = isa->q6_k; break;
+    default: break;
+    }
+    const int64_t cols = W->ne[0], rows_n = W->ne[1], bs = g4_type_block(W->type);
+    if (!rows || T < 1 || rows_n < 1 || bs < 1 || cols % bs != 0) {
+        g4_kernels_ref.matmul(Y, W, X, T);
+        return;
+    }
+    mm_job j = { { Y, X, T, W->data, rows_n, cols, g4_row_bytes(W->type, cols) }, rows };
+    opt_parallel(rows_task, &j, (rows_n + OPT_ROW_CHUNK - 1) / OPT_ROW_CHUNK);
+}
+
+/* ---- elementwise -------------------------------------------------------------------------- */
+
+typedef struct { void (*fn)(void *, int64_t, int64_t); void *ctx; int64_t n; } el_job;
+
+static void el_task(void *ctx, int64_t c, int tid)
+{
+    const el_job *j = ctx;
+    int64_t i0 = c * OPT_ELEM_CHUNK, m = j->n - i0 < OPT_ELEM_CHUNK ? j->n - i0 : OPT_ELEM_CHUNK;
+    j->fn(j->ctx, i0, m);
+}
+
+void opt_parallel_elems(void (*fn)(void *ctx, int64_t i0, int64_t n), void *ctx, int64_t n)
+{
+    if (n <= OPT_ELEM_CHUNK) { if (n > 0) fn(ctx, 0, n); return; }
+    el_job j = { fn, ctx, n };
+    opt_parallel(el_task, &j, (n + OPT_ELEM_CHUNK - 1) / OPT_ELEM_CHUNK);
+}
+
+/* ---- attention ---------------------------------------------------------------------------- */
+
+typedef struct {
+    opt_head_fn head;
+    float *out; const float *q; int hd, group;
+    const float *const *krow, *const *vrow; int n_keys;
+    float *scores;
+} att_job;
+
+static void att_task(void *ctx, int64_t h, int tid)
+{
+    const att_job *j = ctx;
+    float *sc = tid == 0 ? j->scores : opt_scratch(tid, (size_t)j->n_keys);
+    j->head(j->out + h * j->hd, j->q + h * j->hd, j->hd, (int64_t)(h / j->group) * j->hd,
+            j->krow, j->vrow, j->n_keys, sc);
+}
+
+void opt_attention(opt_head_fn head, float *out, const float *q, int n_heads, int hd, int group,
+                   const float *const *krow, const float *const *vrow, int n_keys, float *scores)
+{
+    att_job j = { head, out, q, hd, group, krow, vrow, n_keys, scores };
+    if (n_heads <= 1 || opt_threads(0) <= 1 || opt_scratch_reserve((size_t)n_keys)) {
+        for (int h = 0; h < n_heads; h++) att_task(&j, h, 0);   /* serial: the caller's scores */
+        return;
+    }
+    opt_parallel(att_task, &j, n_heads);
+}

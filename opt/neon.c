@@ -1,0 +1,484 @@
+/* neon.c - the aarch64 kernel table "neon" (armv8.0 Advanced SIMD: every aarch64 core has it).
+ *
+ * The whole file is guarded by the target architecture: elsewhere it is the getter alone,
+ * returning NULL.
+ *
+ * Same numerics as opt/avx2.c with 4 lanes instead of 8 (each table is held to ref by
+ * tests/test_kernels.c): every weight type is dequantized in registers to exactly ref's fp32
+ * values (F16 by FCVTL; BF16 by a 16-bit shift, integer ops only, no bf16 vector types, which
+ * GCC 12 miscompiles as constants; quantized blocks as in avx2.c), then one 4-lane FMA
+ * accumulator per output in column order, a fixed horizontal sum (l0 + l1) + (l2 + l3), and a
+ * scalar FMA tail. rmsnorm/layernorm sums in double; rope bit-identical to ref; attention,
+ * geglu, softcap with the same exp/tanh construction as avx2.c; bf16 = 1 falls back to ref.
+ * Only armv8.0 instructions: tests/test_neon.sh also runs it on an emulated Cortex-A53.
+ */
+#include "opt.h"
+
+#if defined(__aarch64__)
+
+#include <arm_neon.h>
+#include <math.h>
+#include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+#define TOK_BLOCK 12
+
+AI float hsum4(float32x4_t v)
+{
+    return (vgetq_lane_f32(v, 0) + vgetq_lane_f32(v, 1)) + (vgetq_lane_f32(v, 2) + vgetq_lane_f32(v, 3));
+}
+
+AI float f16s(const uint8_t *p)
+{
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
+}
+
+/* Q4_K scales and mins (layout in ref/quant.c) */
+AI void q4k_scales(const uint8_t *q, uint8_t sc[8], uint8_t mn[8])
+{
+    for (int s = 0; s < 4; s++) {
+        sc[s] = q[s] & 63;
+        mn[s] = q[s + 4] & 63;
+        sc[s + 4] = (uint8_t)((q[s + 8] & 0x0f) | ((q[s] >> 6) << 4));
+        mn[s + 4] = (uint8_t)((q[s + 8] >> 4) | ((q[s + 4] >> 6) << 4));
+    }
+}
+
+/* ---- float weights ------------------------------------------------------------------------- */
+
+enum { TY_F32, TY_F16, TY_BF16 };
+
+AI float32x4_t ldw4(const int ty, const uint8_t *row, int64_t k)
+{
+    if (ty == TY_F32) return vld1q_f32((const float *)(const void *)(row + 4 * k));
+    const uint16x4_t h = vld1_u16((const uint16_t *)(const void *)(row + 2 * k));
+    if (ty == TY_F16) return vcvt_f32_f16(vreinterpret_f16_u16(h));
+    return vreinterpretq_f32_u32(vshll_n_u16(h, 16));
+}
+
+AI float ldw1(const int ty, const uint8_t *row, int64_t k)
+{
+    if (ty == TY_F32) { float f; memcpy(&f, row + 4 * k, 4); return f; }
+    uint16_t h;
+    memcpy(&h, row + 2 * k, 2);
+    return ty == TY_F16 ? g4_f16_to_f32(h) : g4_bf16_to_f32(h);
+}
+
+AI void fp_tile(const int ty, const int R, const int N, const opt_mm *m, int64_t r, int t)
+{
+    const int64_t cols = m->cols, k4 = cols & ~(int64_t)3;
+    const uint8_t *w[4];
+    const float *x[8];
+    float32x4_t acc[4][8];
+    for (int i = 0; i < R; i++) {
+        w[i] = m->W + (r + i) * m->rb;
+        for (int j = 0; j < N; j++) acc[i][j] = vdupq_n_f32(0.0f);
+    }
+    for (int j = 0; j < N; j++) x[j] = m->X + (int64_t)(t + j) * cols;
+    for (int64_t k = 0; k < k4; k += 4) {
+        for (int i = 0; i < R; i++) {
+            const float32x4_t wv = ldw4(ty, w[i], k);
+            for (int j = 0; j < N; j++) acc[i][j] = vfmaq_f32(acc[i][j], wv, vld1q_f32(x[j] + k));
+        }
+    }
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < N; j++) {
+            float s = hsum4(acc[i][j]);
+            for (int64_t k = k4; k < cols; k++) s = fmaf(ldw1(ty, w[i], k), x[j][k], s);
+            m->Y[(int64_t)(t + j) * m->rows + r + i] = s;
+        }
+}
+
+/* rows [r0, r1): few tokens -> 4 rows x 1 token tiles; many -> 1 row x NT tokens; the tile
+ * never changes the result */
+#define DEFINE_ROWS(name, TILE, ty, NT)                                                        \
+    static void name(const opt_mm *m, int64_t r0, int64_t r1)                                 \
+    {                                                                                         \
+        for (int t0 = 0; t0 < m->T; t0 += TOK_BLOCK) {                                        \
+            const int t1 = m->T - t0 < TOK_BLOCK ? m->T : t0 + TOK_BLOCK;                     \
+            if (t1 - t0 < NT) {                                                               \
+                for (int t = t0; t < t1; t++) {                                               \
+                    int64_t r = r0;                                                           \
+                    for (; r + 4 <= r1; r += 4) TILE(ty, 4, 1, m, r, t);                      \
+                    for (; r < r1; r++) TILE(ty, 1, 1, m, r, t);                              \
+                }                                                                             \
+                continue;                                                                     \
+            }                                                                                 \
+            for (int64_t r = r0; r < r1; r++) {                                               \
+                int t = t0;                                                                   \
+                for (; t + NT <= t1; t += NT) TILE(ty, 1, NT, m, r, t);                       \
+                switch (t1 - t) {                                                             \
+                case 5: TILE(ty, 1, 5, m, r, t); break;                                       \
+                case 4: TILE(ty, 1, 4, m, r, t); break;                                       \
+                case 3: TILE(ty, 1, 3, m, r, t); break;                                       \
+                case 2: TILE(ty, 1, 2, m, r, t); break;                                       \
+                case 1: TILE(ty, 1, 1, m, r, t); break;                                       \
+                default: break;                                                               \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+DEFINE_ROWS(rows_f32, fp_tile, TY_F32, 6)
+DEFINE_ROWS(rows_f16, fp_tile, TY_F16, 6)
+DEFINE_ROWS(rows_bf16, fp_tile, TY_BF16, 6)
+
+/* ---- quantized weights: dequantized in registers to exactly ref's values -----------------
+ * As in avx2.c: w = q d (Q8_0), fma(q, d, -8d) (Q4_0), fma(q, d sc, -dmin m) (Q4_K),
+ * fma(q, d sc, -32 d sc) (Q6_K), bit-identical to g4_dequant_row; 32 values = 8 vectors of 4,
+ * elements in order. */
+
+AI void u8x16_to_f32(uint8x16_t v, float32x4_t f[4])
+{
+    const uint16x8_t lo = vmovl_u8(vget_low_u8(v)), hi = vmovl_high_u8(v);
+    f[0] = vcvtq_f32_u32(vmovl_u16(vget_low_u16(lo)));
+    f[1] = vcvtq_f32_u32(vmovl_high_u16(lo));
+    f[2] = vcvtq_f32_u32(vmovl_u16(vget_low_u16(hi)));
+    f[3] = vcvtq_f32_u32(vmovl_high_u16(hi));
+}
+
+/* w[k] = fma(q[k], d, c) for the 16 values of v (unsigned) */
+AI void deq16(uint8x16_t v, float d, float c, float32x4_t *w)
+{
+    float32x4_t f[4];
+    u8x16_to_f32(v, f);
+    for (int k = 0; k < 4; k++) w[k] = vfmaq_n_f32(vdupq_n_f32(c), f[k], d);
+}
+
+AI void deq32(const int ty, const uint8_t *row, int64_t b, float32x4_t w[8])
+{
+    if (ty == G4_T_Q8_0) {
+        const uint8_t *blk = row + 34 * b;
+        const float d = f16s(blk);
+        for (int h = 0; h < 2; h++) {
+            const int8x16_t q = vld1q_s8((const int8_t *)(blk + 2 + 16 * h));
+            const int16x8_t lo = vmovl_s8(vget_low_s8(q)), hi = vmovl_high_s8(q);
+            w[4 * h + 0] = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))), d);
+            w[4 * h + 1] = vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(lo)), d);
+            w[4 * h + 2] = vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))), d);
+            w[4 * h + 3] = vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(hi)), d);
+        }
+    } else if (ty == G4_T_Q4_0) {
+        const uint8_t *blk = row + 18 * b;
+        const float d = f16s(blk);
+        const uint8x16_t raw = vld1q_u8(blk + 2);
+        deq16(vandq_u8(raw, vdupq_n_u8(0x0f)), d, -8.0f * d, w);       /* elements 0..15 */
+        deq16(vshrq_n_u8(raw, 4), d, -8.0f * d, w + 4);                /* elements 16..31 */
+    } else if (ty == G4_T_Q4_K) {
+        const uint8_t *blk = row + 144 * (b >> 3);
+        const int s = (int)(b & 7);
+        uint8_t sc[8], mn[8];
+        q4k_scales(blk + 4, sc, mn);
+        const float d1 = f16s(blk) * (float)sc[s], m1 = f16s(blk + 2) * (float)mn[s];
+        const uint8_t *q = blk + 16 + 32 * (s >> 1);
+        for (int h = 0; h < 2; h++) {
+            const uint8x16_t raw = vld1q_u8(q + 16 * h);
+            deq16((s & 1) ? vshrq_n_u8(raw, 4) : vandq_u8(raw, vdupq_n_u8(0x0f)), d1, -m1, w + 4 * h);
+        }
+    } else {                            /* Q6_K: group g = b % 8 = 4h + k */
+        const uint8_t *blk = row + 210 * (b >> 3);
+        const int g = (int)(b & 7), h = g >> 2, k = g & 3;
+        const int8_t *sc = (const int8_t *)(blk + 192);
+        const float d = f16s(blk + 208);
+        for (int half = 0; half < 2; half++) {
+            const float ds = d * (float)sc[2 * g + half];
+            const uint8x16_t ql = vld1q_u8(blk + 64 * h + 32 * (k & 1) + 16 * half);
+            const uint8x16_t qh = vld1q_u8(blk + 128 + 32 * h + 16 * half);
+            const uint8x16_t low = k < 2 ? vandq_u8(ql, vdupq_n_u8(0x0f)) : vshrq_n_u8(ql, 4);
+            uint8x16_t hb;                                             /* bits 2k, 2k+1 -> 4, 5 */
+            if (k == 0) hb = vshlq_n_u8(vandq_u8(qh, vdupq_n_u8(0x03)), 4);
+            else if (k == 1) hb = vshlq_n_u8(vandq_u8(qh, vdupq_n_u8(0x0c)), 2);
+            else if (k == 2) hb = vandq_u8(qh, vdupq_n_u8(0x30));
+            else hb = vshrq_n_u8(vandq_u8(qh, vdupq_n_u8(0xc0)), 2);
+            deq16(vorrq_u8(low, hb), ds, -32.0f * ds, w + 4 * half);
+        }
+    }
+}
+
+AI void dq_tile(const int ty, const int R, const int N, const opt_mm *m, int64_t r, int t)
+{
+    const int64_t nb = m->cols / 32;
+    const uint8_t *wr[4];
+    const float *x[8];
+    float32x4_t acc[4][8];
+    for (int i = 0; i < R; i++) {
+        wr[i] = m->W + (r + i) * m->rb;
+        for (int j = 0; j < N; j++) acc[i][j] = vdupq_n_f32(0.0f);
+    }
+    for (int j = 0; j < N; j++) x[j] = m->X + (int64_t)(t + j) * m->cols;
+    for (int64_t b = 0; b < nb; b++) {
+        for (int i = 0; i < R; i++) {
+            float32x4_t w[8];
+            deq32(ty, wr[i], b, w);
+            for (int j = 0; j < N; j++) {
+                const float *xb = x[j] + 32 * b;
+                for (int k = 0; k < 8; k++) acc[i][j] = vfmaq_f32(acc[i][j], w[k], vld1q_f32(xb + 4 * k));
+            }
+        }
+    }
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < N; j++) m->Y[(int64_t)(t + j) * m->rows + r + i] = hsum4(acc[i][j]);
+}
+
+DEFINE_ROWS(rows_q8_0, dq_tile, G4_T_Q8_0, 6)
+DEFINE_ROWS(rows_q4_0, dq_tile, G4_T_Q4_0, 6)
+DEFINE_ROWS(rows_q4_k, dq_tile, G4_T_Q4_K, 6)
+DEFINE_ROWS(rows_q6_k, dq_tile, G4_T_Q6_K, 6)
+
+static const opt_isa ISA = {
+    .f32 = rows_f32, .f16 = rows_f16, .bf16 = rows_bf16,
+    .q8_0 = rows_q8_0, .q4_0 = rows_q4_0, .q4_k = rows_q4_k, .q6_k = rows_q6_k,
+};
+
+static void neon_matmul(float *Y, const g4_tensor *W, const float *X, int T) { opt_matmul(&ISA, Y, W, X, T); }
+
+/* ---- exp, tanh (as in avx2.c) -------------------------------------------------------------- */
+
+AI float32x4_t exp4(float32x4_t x)
+{
+    const float32x4_t lo = vdupq_n_f32(-87.3f), hi = vdupq_n_f32(88.3f);
+    const uint32x4_t tiny = vcltq_f32(x, lo);
+    x = vminq_f32(vmaxq_f32(x, lo), hi);     /* FMIN/FMAX propagate NaN */
+    const float32x4_t n = vrndnq_f32(vmulq_f32(x, vdupq_n_f32(1.44269504088896341f)));
+    float32x4_t r = vfmsq_f32(x, n, vdupq_n_f32(0.693359375f));
+    r = vfmsq_f32(r, n, vdupq_n_f32(-2.12194440e-4f));
+    float32x4_t p = vdupq_n_f32(1.9875691500e-4f);
+    p = vfmaq_f32(vdupq_n_f32(1.3981999507e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(8.3334519073e-3f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(4.1665795894e-2f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(1.6666665459e-1f), p, r);
+    p = vfmaq_f32(vdupq_n_f32(5.0000001201e-1f), p, r);
+    p = vfmaq_f32(vaddq_f32(r, vdupq_n_f32(1.0f)), p, vmulq_f32(r, r));
+    const int32x4_t e = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(n), vdupq_n_s32(127)), 23);
+    const float32x4_t v = vmulq_f32(p, vreinterpretq_f32_s32(e));
+    return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(v), tiny));
+}
+
+AI float32x4_t tanh4(float32x4_t y)
+{
+    const float32x4_t one = vdupq_n_f32(1.0f);
+    const float32x4_t a = vminq_f32(vabsq_f32(y), vdupq_n_f32(10.0f));
+    const float32x4_t e = exp4(vaddq_f32(a, a));
+    const float32x4_t t = vsubq_f32(one, vdivq_f32(vdupq_n_f32(2.0f), vaddq_f32(e, one)));
+    const uint32x4_t sign = vandq_u32(vreinterpretq_u32_f32(y), vdupq_n_u32(0x80000000u));
+    return vreinterpretq_f32_u32(vorrq_u32(vreinterpretq_u32_f32(t), sign));
+}
+
+static float tanh1(float y) { return vgetq_lane_f32(tanh4(vdupq_n_f32(y)), 0); }
+
+/* ---- norms, rope --------------------------------------------------------------------------- */
+
+static double sumsq_d(const float *x, int n, float mean, int centered)
+{
+    float64x2_t a0 = vdupq_n_f64(0), a1 = vdupq_n_f64(0);
+    const float64x2_t mv = vdupq_n_f64(mean);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(x + i);
+        float64x2_t lo = vcvt_f64_f32(vget_low_f32(v)), hi = vcvt_high_f64_f32(v);
+        if (centered) { lo = vsubq_f64(lo, mv); hi = vsubq_f64(hi, mv); }
+        a0 = vaddq_f64(a0, vmulq_f64(lo, lo));
+        a1 = vaddq_f64(a1, vmulq_f64(hi, hi));
+    }
+    double s = (vgetq_lane_f64(a0, 0) + vgetq_lane_f64(a0, 1)) + (vgetq_lane_f64(a1, 0) + vgetq_lane_f64(a1, 1));
+    for (; i < n; i++) { double dv = centered ? (double)x[i] - mean : (double)x[i]; s += dv * dv; }
+    return s;
+}
+
+static double sum_d(const float *x, int n)
+{
+    float64x2_t a0 = vdupq_n_f64(0), a1 = vdupq_n_f64(0);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vld1q_f32(x + i);
+        a0 = vaddq_f64(a0, vcvt_f64_f32(vget_low_f32(v)));
+        a1 = vaddq_f64(a1, vcvt_high_f64_f32(v));
+    }
+    double s = (vgetq_lane_f64(a0, 0) + vgetq_lane_f64(a0, 1)) + (vgetq_lane_f64(a1, 0) + vgetq_lane_f64(a1, 1));
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+static void neon_rmsnorm(float *y, const float *x, const float *w, int n, float eps)
+{
+    const float ms = (float)(sumsq_d(x, n, 0.0f, 0) / n) + eps;
+    const float r = powf(ms, -0.5f);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vmulq_n_f32(vld1q_f32(x + i), r);
+        vst1q_f32(y + i, w ? vmulq_f32(v, vld1q_f32(w + i)) : v);
+    }
+    for (; i < n; i++) { float v = x[i] * r; y[i] = w ? v * w[i] : v; }
+}
+
+static void neon_layernorm(float *y, const float *x, const float *w, const float *b, int n, float eps)
+{
+    const float mean = (float)(sum_d(x, n) / n);
+    const float rstd = 1.0f / sqrtf((float)(sumsq_d(x, n, mean, 1) / n) + eps);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vmulq_f32(vmulq_n_f32(vsubq_f32(vld1q_f32(x + i), vdupq_n_f32(mean)), rstd), vld1q_f32(w + i));
+        vst1q_f32(y + i, vaddq_f32(v, vld1q_f32(b + i)));
+    }
+    for (; i < n; i++) y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+}
+
+static void neon_rope(float *x, int n_heads, int hd, const float *c, const float *s, int bf16)
+{
+    if (bf16) { g4_kernels_ref.rope(x, n_heads, hd, c, s, bf16); return; }
+    const int half = hd / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (int64_t)h * hd;
+        int i = 0;
+        for (; i + 4 <= half; i += 4) {
+            float32x4_t a = vld1q_f32(v + i), b = vld1q_f32(v + i + half);
+            float32x4_t cv = vld1q_f32(c + i), sv = vld1q_f32(s + i);
+            vst1q_f32(v + i, vsubq_f32(vmulq_f32(a, cv), vmulq_f32(b, sv)));
+            vst1q_f32(v + i + half, vaddq_f32(vmulq_f32(b, cv), vmulq_f32(a, sv)));
+        }
+        for (; i < half; i++) {
+            float a = v[i], b = v[i + half];
+            v[i] = a * c[i] - b * s[i];
+            v[i + half] = b * c[i] + a * s[i];
+        }
+    }
+}
+
+/* ---- attention ----------------------------------------------------------------------------- */
+
+static void att_head(float *out, const float *q, int hd, int64_t off, const float *const *krow,
+                     const float *const *vrow, int n_keys, float *sc)
+{
+    const int h4 = hd & ~3;
+    for (int j = 0; j < n_keys; j++) {
+        const float *k0 = krow[j] + off;
+        float32x4_t a = vdupq_n_f32(0.0f);
+        for (int i = 0; i < h4; i += 4) a = vfmaq_f32(a, vld1q_f32(q + i), vld1q_f32(k0 + i));
+        float s = hsum4(a);
+        for (int i = h4; i < hd; i++) s = fmaf(q[i], k0[i], s);
+        sc[j] = s;
+    }
+    float mx = -INFINITY;
+    for (int j = 0; j < n_keys; j++) if (sc[j] > mx) mx = sc[j];
+    double sum = 0;
+    int j = 0;
+    for (; j + 4 <= n_keys; j += 4) {
+        float32x4_t e = exp4(vsubq_f32(vld1q_f32(sc + j), vdupq_n_f32(mx)));
+        vst1q_f32(sc + j, e);
+    }
+    for (; j < n_keys; j++) sc[j] = vgetq_lane_f32(exp4(vdupq_n_f32(sc[j] - mx)), 0);
+    for (j = 0; j < n_keys; j++) sum += sc[j];
+    const float inv = (float)(1.0 / sum);
+    for (j = 0; j < n_keys; j++) sc[j] *= inv;
+    for (int i = 0; i < hd; i++) out[i] = 0.0f;
+    for (j = 0; j < n_keys; j++) {
+        const float *v = vrow[j] + off;
+        int i = 0;
+        for (; i < h4; i += 4) vst1q_f32(out + i, vfmaq_n_f32(vld1q_f32(out + i), vld1q_f32(v + i), sc[j]));
+        for (; i < hd; i++) out[i] = fmaf(sc[j], v[i], out[i]);
+    }
+}
+
+static void neon_attention(float *out, const float *q, int n_heads, int hd, int group,
+                           const float *const *krow, const float *const *vrow, int n_keys,
+                           float *scores, int bf16)
+{
+    if (bf16 || n_keys < 1) {
+        g4_kernels_ref.attention(out, q, n_heads, hd, group, krow, vrow, n_keys, scores, bf16);
+        return;
+    }
+    opt_attention(att_head, out, q, n_heads, hd, group, krow, vrow, n_keys, scores);
+}
+
+/* ---- geglu, softcap ------------------------------------------------------------------------ */
+
+typedef struct { float *out; const float *gate, *up; float cap; } ew_job;
+
+static void geglu_part(void *ctx, int64_t i0, int64_t n)
+{
+    const ew_job *j = ctx;
+    int64_t i = i0;
+    for (; i + 4 <= i0 + n; i += 4) {
+        float32x4_t g = vld1q_f32(j->gate + i);
+        float32x4_t cube = vmulq_f32(vmulq_f32(vmulq_n_f32(g, 0.044715f), g), g);
+        float32x4_t t = tanh4(vmulq_n_f32(vaddq_f32(g, cube), 0.7978845608028654f));
+        float32x4_t ge = vmulq_f32(vmulq_n_f32(g, 0.5f), vaddq_f32(vdupq_n_f32(1.0f), t));
+        vst1q_f32(j->out + i, vmulq_f32(ge, vld1q_f32(j->up + i)));
+    }
+    for (; i < i0 + n; i++) {
+        float g = j->gate[i];
+        float t = tanh1(0.7978845608028654f * (g + 0.044715f * g * g * g));
+        j->out[i] = 0.5f * g * (1.0f + t) * j->up[i];
+    }
+}
+
+static void neon_geglu(float *out, const float *gate, const float *up, int n, int bf16)
+{
+    if (bf16) { g4_kernels_ref.geglu(out, gate, up, n, bf16); return; }
+    ew_job j = { out, gate, up, 0 };
+    opt_parallel_elems(geglu_part, &j, n);
+}
+
+static void softcap_part(void *ctx, int64_t i0, int64_t n)
+{
+    const ew_job *j = ctx;
+    const float32x4_t cap = vdupq_n_f32(j->cap);
+    int64_t i = i0;
+    for (; i + 4 <= i0 + n; i += 4)
+        vst1q_f32(j->out + i, vmulq_f32(tanh4(vdivq_f32(vld1q_f32(j->out + i), cap)), cap));
+    for (; i < i0 + n; i++) j->out[i] = tanh1(j->out[i] / j->cap) * j->cap;
+}
+
+static void neon_softcap(float *x, int n, float cap, int bf16)
+{
+    if (bf16) { g4_kernels_ref.softcap(x, n, cap, bf16); return; }
+    ew_job j = { x, NULL, NULL, cap };
+    opt_parallel_elems(softcap_part, &j, n);
+}
+
+static int neon_threads(int n) { return opt_threads(n); }
+
+/* ---- fp32 FMA peak: 16 independent 4-lane chains per thread -------------------------------- */
+
+static void fma_loop(void *ctx)
+{
+    const int64_t iters = *(const int64_t *)ctx;
+    const float32x4_t m = vdupq_n_f32(0.99999994f), c = vdupq_n_f32(1e-7f);
+    float32x4_t a[16];
+    for (int k = 0; k < 16; k++) a[k] = vdupq_n_f32(1.0f + (float)k);
+    for (int64_t i = 0; i < iters; i++)
+        for (int k = 0; k < 16; k++) a[k] = vfmaq_f32(c, a[k], m);
+    float32x4_t s = a[0];
+    for (int k = 1; k < 16; k++) s = vaddq_f32(s, a[k]);
+    volatile float sink = hsum4(s);
+    (void)sink;
+}
+
+static double neon_fma_peak(int threads, double seconds)
+{
+    int64_t iters = 1 << 18;
+    double t = opt_time_threads(fma_loop, &iters, 1);
+    if (t <= 0) return -1;
+    iters = (int64_t)(iters * (seconds / t));
+    if (iters < (1 << 18)) iters = 1 << 18;
+    t = opt_time_threads(fma_loop, &iters, threads);
+    return t > 0 ? (double)threads * (double)iters * 16 * 4 * 2 / t / 1e9 : -1;
+}
+
+static const g4_kernels K = {
+    .name = "neon",
+    .matmul = neon_matmul, .rmsnorm = neon_rmsnorm, .layernorm = neon_layernorm,
+    .rope = neon_rope, .attention = neon_attention, .geglu = neon_geglu, .softcap = neon_softcap,
+    .threads = neon_threads, .fma_peak = neon_fma_peak,
+};
+
+/* Advanced SIMD is part of every armv8.0 core */
+const g4_kernels *opt_neon_table(void) { return &K; }
+
+#else
+
+const g4_kernels *opt_neon_table(void) { return NULL; }
+
+#endif

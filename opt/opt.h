@@ -1,0 +1,94 @@
+/* opt.h - the inside of opt/: thread pool, matmul and attention drivers, ISA table getters.
+ *
+ * Not part of g4.h: only the opt/ sources, tests/test_kernels.c and tests/test_opt.c include
+ * it. The stages see the opt tables only through `struct g4_kernels`.
+ *
+ * Rules every opt kernel follows (docs/ARCHITECTURE.md "Kernel table", docs/NUMERICS.md "opt"):
+ *   - Thread-count invariance: work is cut into chunks whose size depends only on the shape
+ *     (OPT_ROW_CHUNK output rows, one attention head, OPT_ELEM_CHUNK elements), never on the
+ *     number of threads. Each output value is computed by exactly one thread, with code that
+ *     does not depend on which thread runs it or on how chunks are handed out.
+ *   - Tile invariance: a matmul output is computed by the same sequence of operations whatever
+ *     the tile it lands in (R rows x N tokens, or a tail), so Y[t][r] depends only on W[r] and
+ *     X[t]: a batched prefill gives the same bits as one token at a time.
+ *   - Exact weights: quantized weights are formed in registers with exactly the values
+ *     g4_dequant_row gives (same integers, scales and single rounding), so every matmul differs
+ *     from ref only by the order of its fp32 sums (docs/NUMERICS.md "opt").
+ *   - No allocation while decoding: scratch buffers grow only when a larger shape first appears.
+ *   - The tables are called from one caller thread at a time (g4 never calls them
+ *     concurrently); the pool's workers are internal.
+ */
+#ifndef G4_OPT_H
+#define G4_OPT_H
+
+#include "g4.h"
+
+/* ---- thread pool (opt/threads.c) ---------------------------------------------------------- */
+
+#define OPT_MAX_THREADS 256
+
+/* fn(ctx, chunk, tid) for chunk = 0 .. n_chunks-1, spread over the pool; tid is the index
+ * (0 = the caller) of the thread running it, for per-thread scratch only. Returns when all
+ * chunks are done. Must not be called from inside fn. */
+typedef void (*opt_task_fn)(void *ctx, int64_t chunk, int tid);
+void opt_parallel(opt_task_fn fn, void *ctx, int64_t n_chunks);
+
+/* n >= 1: use n threads (the caller + n-1 workers) from now on; n = 0: only query. Returns the
+ * number in use. The first call (or the first opt_parallel) reads $G4_THREADS, else the number
+ * of online CPUs. Workers are created once and kept; they never allocate. */
+int opt_threads(int n);
+
+/* per-thread float scratch of at least n values for thread tid (grows, never shrinks; the
+ * caller grows it before the parallel region: opt_scratch_reserve). NULL on out of memory. */
+float *opt_scratch(int tid, size_t n);
+int opt_scratch_reserve(size_t n);   /* every thread in use gets >= n floats; 0 ok, -1 OOM */
+
+/* benchmarks only: run fn(ctx) once on each of n new threads (the caller is one of them),
+ * released together; returns the wall seconds until all finished, -1 on error */
+double opt_time_threads(void (*fn)(void *ctx), void *ctx, int n);
+
+/* ---- matmul driver (opt/gemm.c) ------------------------------------------------------------ */
+
+#define OPT_ROW_CHUNK 16    /* output rows per work item: fixed, independent of threads */
+#define OPT_ELEM_CHUNK 8192 /* elements per work item of elementwise kernels */
+
+typedef struct opt_mm {
+    float *Y;                  /* [T][rows] */
+    const float *X;            /* [T][cols] */
+    int T;
+    const uint8_t *W;          /* rows x row_bytes */
+    int64_t rows, cols;
+    size_t rb;                 /* bytes per weight row */
+} opt_mm;
+
+/* computes Y[t][r] for every t < T and r0 <= r < r1 */
+typedef void (*opt_rows_fn)(const opt_mm *m, int64_t r0, int64_t r1);
+typedef struct {
+    opt_rows_fn f32, f16, bf16, q8_0, q4_0, q4_k, q6_k;  /* NULL: the ref entry is used */
+} opt_isa;
+
+/* Y = W X through `isa` (threads, chunks); types the ISA lacks go to the ref entry */
+void opt_matmul(const opt_isa *isa, float *Y, const g4_tensor *W, const float *X, int T);
+/* run fn over n elements in OPT_ELEM_CHUNK pieces on the pool: fn(ctx, start, count) */
+void opt_parallel_elems(void (*fn)(void *ctx, int64_t i0, int64_t n), void *ctx, int64_t n);
+
+/* ---- attention driver (opt/gemm.c): heads in parallel -------------------------------------- */
+/* one head: out[hd] from q[hd] over n_keys rows (krow[j] + off, vrow[j] + off); scores [n_keys] */
+typedef void (*opt_head_fn)(float *out, const float *q, int hd, int64_t off,
+                            const float *const *krow, const float *const *vrow, int n_keys,
+                            float *scores);
+void opt_attention(opt_head_fn head, float *out, const float *q, int n_heads, int hd, int group,
+                   const float *const *krow, const float *const *vrow, int n_keys, float *scores);
+
+/* ---- the tables (each file defines its getter on every architecture) ----------------------- *
+ * The getter returns the table when this CPU can run it, NULL otherwise (and always NULL on a
+ * foreign architecture, where the file compiles to the getter alone). */
+const g4_kernels *opt_avx2_table(void);
+const g4_kernels *opt_neon_table(void);      /* armv8.0 Advanced SIMD */
+
+/* every table g4 knows, best first (dispatch.c): name and getter */
+typedef struct { const char *name; const g4_kernels *(*get)(void); } opt_entry;
+extern const opt_entry opt_tables[];
+extern const int opt_n_tables;
+
+#endif
