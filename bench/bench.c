@@ -99,9 +99,16 @@ static void loadavg(double la[3])
     fclose(f);
 }
 
+void g4_bench_host_read(g4_bench_host *h)
+{
+    loadavg(h->loadavg);           /* before we add load ourselves */
+    git_commit(h->commit, sizeof h->commit, &h->dirty);
+    cpu_model(h->cpu, sizeof h->cpu);
+}
+
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
+void g4_bench_json_str(FILE *f, const char *s)
 {
     fputc('"', f);
     for (; *s; s++) {
@@ -119,7 +126,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(const double *v, int n)
+double g4_bench_median(const double *v, int n)
 {
     double *s = malloc((size_t)n * sizeof *s);
     if (!s) return v[0];
@@ -144,9 +151,7 @@ static uint64_t logits_hash(const float *x, int n)
 }
 
 typedef struct {
-    char commit[64]; int dirty;
-    char cpu[256];
-    double la[3];
+    g4_bench_host host;        /* commit, cpu, load average at the start */
     const g4_model *m; const g4_kernels *k; const g4_bench_opts *o;
     size_t wbytes;
     double first_s;
@@ -155,21 +160,21 @@ typedef struct {
 static void emit(FILE *out, const ctx_t *c, const char *test, int n_tok, const double *samples,
                  int reps, int decode, uint64_t hash)
 {
-    double med = median(samples, reps);
+    double med = g4_bench_median(samples, reps);
     fprintf(out, "{\"commit\": ");
-    json_str(out, c->commit);
-    fprintf(out, ", \"dirty\": %s, \"cpu\": ", c->dirty < 0 ? "null" : c->dirty ? "true" : "false");
-    json_str(out, c->cpu);
+    g4_bench_json_str(out, c->host.commit);
+    fprintf(out, ", \"dirty\": %s, \"cpu\": ", c->host.dirty < 0 ? "null" : c->host.dirty ? "true" : "false");
+    g4_bench_json_str(out, c->host.cpu);
     fprintf(out, ", \"kernels\": ");
-    json_str(out, c->k->name);
+    g4_bench_json_str(out, c->k->name);
     /* the ref table is single-threaded whatever -t says */
     fprintf(out, ", \"threads\": %d, \"model\": ", strcmp(c->k->name, "ref") ? c->o->threads : 1);
-    json_str(out, c->m->source);
+    g4_bench_json_str(out, c->m->source);
     fprintf(out, ", \"config\": ");
-    json_str(out, c->m->cfg.name);
+    g4_bench_json_str(out, c->m->cfg.name);
     fprintf(out, ", \"wtype\": ");
     const char *tn = g4_type_name(c->m->wtype);
-    json_str(out, tn ? tn : "?");
+    g4_bench_json_str(out, tn ? tn : "?");
     fprintf(out, ", \"weight_bytes\": %zu, \"test\": \"%s\", \"n_tokens\": %d, \"ctx\": %d, "
             "\"samples\": [", c->wbytes, test, n_tok, c->o->ctx);
     for (int i = 0; i < reps; i++) fprintf(out, "%s%.6f", i ? ", " : "", samples[i]);
@@ -178,7 +183,7 @@ static void emit(FILE *out, const ctx_t *c, const char *test, int n_tok, const d
     else fprintf(out, ", \"gb_s\": null");
     fprintf(out, ", \"load_s\": %.6f, \"first_s\": %.6f, \"peak_rss\": %zu, "
             "\"loadavg\": [%.2f, %.2f, %.2f], \"logits_hash\": \"%016llx\"}\n",
-            c->o->load_s, c->first_s, g4_peak_rss(), c->la[0], c->la[1], c->la[2],
+            c->o->load_s, c->first_s, g4_peak_rss(), c->host.loadavg[0], c->host.loadavg[1], c->host.loadavg[2],
             (unsigned long long)hash);
     fflush(out);
 }
@@ -191,9 +196,7 @@ int g4_bench_run(const g4_model *m, const g4_kernels *k, const g4_bench_opts *o,
     const g4_config *cfg = &m->cfg;
     ctx_t c;
     memset(&c, 0, sizeof c);
-    loadavg(c.la);                 /* before we add load ourselves */
-    git_commit(c.commit, sizeof c.commit, &c.dirty);
-    cpu_model(c.cpu, sizeof c.cpu);
+    g4_bench_host_read(&c.host);
     c.m = m; c.k = k; c.o = o;
     c.wbytes = g4_model_weight_bytes(m);
 

@@ -22,6 +22,16 @@ typedef struct {
 int g4_bench_run(const g4_model *m, const g4_kernels *k, const g4_bench_opts *o, FILE *out,
                  g4_err *err);
 
+/* What every benchmark line records about the machine and the tree (bench/bench.c). */
+typedef struct {
+    char commit[64]; int dirty;    /* git commit of the tree the binary was built in; dirty -1 = unknown */
+    char cpu[256];                 /* /proc/cpuinfo model name */
+    double loadavg[3];             /* 1/5/15-minute load average (-1 unknown) */
+} g4_bench_host;
+void g4_bench_host_read(g4_bench_host *h);
+void g4_bench_json_str(FILE *f, const char *s);    /* a JSON string literal */
+double g4_bench_median(const double *v, int n);
+
 /* `g4 bench --kernels-micro [options]` (bench/kernels.c): per-kernel micro-benchmarks at the
  * 12B shapes next to the machine's limits measured in the same run; JSON lines on stdout.
  * argv holds the options after --kernels-micro. Returns the process exit code (0, 1 error,

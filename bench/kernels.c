@@ -42,74 +42,12 @@ static const char *usage =
 /* ---- context ------------------------------------------------------------------------------ */
 
 typedef struct {
-    char commit[64]; int dirty;
-    char cpu[256];
-    double la[3];
+    g4_bench_host host;        /* commit, cpu, load average (bench/bench.c) */
     const g4_kernels *k;
     int threads;
     double dram[2], fma[2];   /* limits: [0] 1 thread, [1] `threads` threads (<0 unknown) */
     FILE *out;
 } ctx_t;
-
-static void first_line(const char *cmd, char *out, size_t cap)
-{
-    out[0] = 0;
-    FILE *p = popen(cmd, "r");
-    if (!p) return;
-    if (!fgets(out, (int)cap, p)) out[0] = 0;
-    while (fgetc(p) != EOF) {}
-    if (pclose(p) != 0) out[0] = 0;
-    size_t n = strlen(out);
-    while (n && (out[n - 1] == '\n' || out[n - 1] == ' ')) out[--n] = 0;
-}
-
-static void context(ctx_t *c)
-{
-    char dir[512], cmd[700], tmp[64];
-    ssize_t n = readlink("/proc/self/exe", dir, sizeof dir - 1);
-    if (n > 0) { dir[n] = 0; char *s = strrchr(dir, '/'); if (s) *s = 0; }
-    else snprintf(dir, sizeof dir, ".");
-    if (strchr(dir, '\'')) snprintf(dir, sizeof dir, ".");
-    snprintf(cmd, sizeof cmd, "git -C '%s' rev-parse --short HEAD 2>/dev/null", dir);
-    first_line(cmd, c->commit, sizeof c->commit);
-    c->dirty = -1;
-    if (c->commit[0]) {
-        snprintf(cmd, sizeof cmd, "git -C '%s' status --porcelain --untracked-files=no 2>/dev/null | head -1", dir);
-        first_line(cmd, tmp, sizeof tmp);
-        c->dirty = tmp[0] != 0;
-    } else snprintf(c->commit, sizeof c->commit, "unknown");
-    snprintf(c->cpu, sizeof c->cpu, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
-            if (strncmp(line, "model name", 10) && strncmp(line, "Hardware", 8) && strncmp(line, "uarch", 5)) continue;
-            char *colon = strchr(line, ':');
-            if (!colon) continue;
-            colon++;
-            while (*colon == ' ' || *colon == '\t') colon++;
-            size_t l = strlen(colon);
-            while (l && (colon[l - 1] == '\n' || colon[l - 1] == ' ')) colon[--l] = 0;
-            if (l) { snprintf(c->cpu, sizeof c->cpu, "%s", colon); break; }
-        }
-        fclose(f);
-    }
-    c->la[0] = c->la[1] = c->la[2] = -1;
-    f = fopen("/proc/loadavg", "r");
-    if (f) { if (fscanf(f, "%lf %lf %lf", &c->la[0], &c->la[1], &c->la[2]) != 3) c->la[0] = -1; fclose(f); }
-}
-
-static void jstr(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') { fputc('\\', f); fputc(ch, f); }
-        else if (ch < 32) fprintf(f, "\\u%04x", ch);
-        else fputc(ch, f);
-    }
-    fputc('"', f);
-}
 
 static void jnum(FILE *f, const char *key, double v)
 {
@@ -117,38 +55,23 @@ static void jnum(FILE *f, const char *key, double v)
     else fprintf(f, ", \"%s\": null", key);
 }
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    double s[64];
-    if (n > 64) n = 64;
-    memcpy(s, v, (size_t)n * sizeof *s);
-    qsort(s, (size_t)n, sizeof *s, cmp_d);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
-
 /* one line: test, type and shape, samples, and the figures with their limits */
 static void emit(const ctx_t *c, const char *test, const char *wtype, int64_t rows, int64_t cols,
                  int T, int threads, double *samples, int reps, double flop, double bytes)
 {
     FILE *f = c->out;
-    double med = median(samples, reps);
+    double med = g4_bench_median(samples, reps);
     fprintf(f, "{\"commit\": ");
-    jstr(f, c->commit);
-    fprintf(f, ", \"dirty\": %s, \"cpu\": ", c->dirty < 0 ? "null" : c->dirty ? "true" : "false");
-    jstr(f, c->cpu);
+    g4_bench_json_str(f, c->host.commit);
+    fprintf(f, ", \"dirty\": %s, \"cpu\": ", c->host.dirty < 0 ? "null" : c->host.dirty ? "true" : "false");
+    g4_bench_json_str(f, c->host.cpu);
     fprintf(f, ", \"kernels\": ");
-    jstr(f, c->k->name);
+    g4_bench_json_str(f, c->k->name);
     fprintf(f, ", \"threads\": %d, \"loadavg\": [%.2f, %.2f, %.2f], \"test\": ", threads,
-            c->la[0], c->la[1], c->la[2]);
-    jstr(f, test);
+            c->host.loadavg[0], c->host.loadavg[1], c->host.loadavg[2]);
+    g4_bench_json_str(f, test);
     fprintf(f, ", \"wtype\": ");
-    if (wtype) jstr(f, wtype); else fprintf(f, "null");
+    if (wtype) g4_bench_json_str(f, wtype); else fprintf(f, "null");
     fprintf(f, ", \"rows\": %lld, \"cols\": %lld, \"T\": %d, \"samples\": [",
             (long long)rows, (long long)cols, T);
     for (int i = 0; i < reps; i++) fprintf(f, "%s%.6g", i ? ", " : "", samples[i]);
@@ -170,14 +93,14 @@ static void emit_limit(const ctx_t *c, const char *test, int threads, const char
 {
     FILE *f = c->out;
     fprintf(f, "{\"commit\": ");
-    jstr(f, c->commit);
-    fprintf(f, ", \"dirty\": %s, \"cpu\": ", c->dirty < 0 ? "null" : c->dirty ? "true" : "false");
-    jstr(f, c->cpu);
+    g4_bench_json_str(f, c->host.commit);
+    fprintf(f, ", \"dirty\": %s, \"cpu\": ", c->host.dirty < 0 ? "null" : c->host.dirty ? "true" : "false");
+    g4_bench_json_str(f, c->host.cpu);
     fprintf(f, ", \"kernels\": ");
-    jstr(f, c->k->name);
+    g4_bench_json_str(f, c->k->name);
     fprintf(f, ", \"threads\": %d, \"loadavg\": [%.2f, %.2f, %.2f], \"test\": ", threads,
-            c->la[0], c->la[1], c->la[2]);
-    jstr(f, test);
+            c->host.loadavg[0], c->host.loadavg[1], c->host.loadavg[2]);
+    g4_bench_json_str(f, test);
     jnum(f, key, v);
     fprintf(f, "}\n");
     fflush(f);
@@ -457,7 +380,7 @@ int g4_bench_kernels_cli(int argc, char **argv)
     g4_err err;
     ctx_t c;
     memset(&c, 0, sizeof c);
-    context(&c);
+    g4_bench_host_read(&c.host);
     c.out = stdout;
     c.k = g4_kernels_pick(kname, &err);
     if (!c.k) { fprintf(stderr, "g4: %s\n", err.msg); return 1; }
