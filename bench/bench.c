@@ -99,6 +99,17 @@ static void loadavg(double la[3])
     fclose(f);
 }
 
+void g4_bench_json_head(FILE *f, const g4_bench_host *h, const char *kernels, int threads)
+{
+    fprintf(f, "{\"commit\": ");
+    g4_bench_json_str(f, h->commit);
+    fprintf(f, ", \"dirty\": %s, \"cpu\": ", h->dirty < 0 ? "null" : h->dirty ? "true" : "false");
+    g4_bench_json_str(f, h->cpu);
+    fprintf(f, ", \"kernels\": ");
+    g4_bench_json_str(f, kernels);
+    fprintf(f, ", \"threads\": %d", threads);
+}
+
 void g4_bench_host_read(g4_bench_host *h)
 {
     loadavg(h->loadavg);           /* before we add load ourselves */
@@ -161,14 +172,9 @@ static void emit(FILE *out, const ctx_t *c, const char *test, int n_tok, const d
                  int reps, int decode, uint64_t hash)
 {
     double med = g4_bench_median(samples, reps);
-    fprintf(out, "{\"commit\": ");
-    g4_bench_json_str(out, c->host.commit);
-    fprintf(out, ", \"dirty\": %s, \"cpu\": ", c->host.dirty < 0 ? "null" : c->host.dirty ? "true" : "false");
-    g4_bench_json_str(out, c->host.cpu);
-    fprintf(out, ", \"kernels\": ");
-    g4_bench_json_str(out, c->k->name);
     /* the ref table is single-threaded whatever -t says */
-    fprintf(out, ", \"threads\": %d, \"model\": ", strcmp(c->k->name, "ref") ? c->o->threads : 1);
+    g4_bench_json_head(out, &c->host, c->k->name, strcmp(c->k->name, "ref") ? c->o->threads : 1);
+    fprintf(out, ", \"model\": ");
     g4_bench_json_str(out, c->m->source);
     fprintf(out, ", \"config\": ");
     g4_bench_json_str(out, c->m->cfg.name);

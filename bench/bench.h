@@ -30,6 +30,9 @@ typedef struct {
 } g4_bench_host;
 void g4_bench_host_read(g4_bench_host *h);
 void g4_bench_json_str(FILE *f, const char *s);    /* a JSON string literal */
+/* open a JSON line with the fields every benchmark line starts with:
+ * {"commit", "dirty", "cpu", "kernels", "threads" (the caller goes on with ", ..." and "}") */
+void g4_bench_json_head(FILE *f, const g4_bench_host *h, const char *kernels, int threads);
 double g4_bench_median(const double *v, int n);
 
 /* `g4 bench --kernels-micro [options]` (bench/kernels.c): per-kernel micro-benchmarks at the

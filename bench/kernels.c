@@ -61,13 +61,8 @@ static void emit(const ctx_t *c, const char *test, const char *wtype, int64_t ro
 {
     FILE *f = c->out;
     double med = g4_bench_median(samples, reps);
-    fprintf(f, "{\"commit\": ");
-    g4_bench_json_str(f, c->host.commit);
-    fprintf(f, ", \"dirty\": %s, \"cpu\": ", c->host.dirty < 0 ? "null" : c->host.dirty ? "true" : "false");
-    g4_bench_json_str(f, c->host.cpu);
-    fprintf(f, ", \"kernels\": ");
-    g4_bench_json_str(f, c->k->name);
-    fprintf(f, ", \"threads\": %d, \"loadavg\": [%.2f, %.2f, %.2f], \"test\": ", threads,
+    g4_bench_json_head(f, &c->host, c->k->name, threads);
+    fprintf(f, ", \"loadavg\": [%.2f, %.2f, %.2f], \"test\": ",
             c->host.loadavg[0], c->host.loadavg[1], c->host.loadavg[2]);
     g4_bench_json_str(f, test);
     fprintf(f, ", \"wtype\": ");
@@ -92,13 +87,8 @@ static void emit(const ctx_t *c, const char *test, const char *wtype, int64_t ro
 static void emit_limit(const ctx_t *c, const char *test, int threads, const char *key, double v)
 {
     FILE *f = c->out;
-    fprintf(f, "{\"commit\": ");
-    g4_bench_json_str(f, c->host.commit);
-    fprintf(f, ", \"dirty\": %s, \"cpu\": ", c->host.dirty < 0 ? "null" : c->host.dirty ? "true" : "false");
-    g4_bench_json_str(f, c->host.cpu);
-    fprintf(f, ", \"kernels\": ");
-    g4_bench_json_str(f, c->k->name);
-    fprintf(f, ", \"threads\": %d, \"loadavg\": [%.2f, %.2f, %.2f], \"test\": ", threads,
+    g4_bench_json_head(f, &c->host, c->k->name, threads);
+    fprintf(f, ", \"loadavg\": [%.2f, %.2f, %.2f], \"test\": ",
             c->host.loadavg[0], c->host.loadavg[1], c->host.loadavg[2]);
     g4_bench_json_str(f, test);
     jnum(f, key, v);
