@@ -33,12 +33,15 @@ static struct {
     pthread_t th[OPT_MAX_THREADS];
     /* the current job */
     opt_task_fn fn; void *ctx; int64_t n_chunks;
-    int job_threads;           /* threads taking part in the current job */
     atomic_llong next;         /* next chunk to hand out */
     atomic_int pending;        /* workers of the current job not finished yet */
-    atomic_uint gen;           /* job generation: a new job increments it */
+    /* the published job, one word: generation << 16 | threads taking part. One word, because a
+     * worker that skips a job must never pair that job's generation with the NEXT job's thread
+     * count: it would run the next job, leave `pending` once too often, release the caller
+     * early and make the last decrement miss zero (a hang). Only the caller writes it. */
+    atomic_ullong job;
     int sleepers, caller_sleeping;
-    unsigned start_gen[OPT_MAX_THREADS]; /* generation when a worker was created */
+    unsigned long long start_job[OPT_MAX_THREADS]; /* `job` when a worker was created */
     /* per-thread scratch */
     float *scratch[OPT_MAX_THREADS];
     size_t scratch_n[OPT_MAX_THREADS];
@@ -57,13 +60,13 @@ static void run_chunks(int tid)
 static void *worker(void *arg)
 {
     const int tid = (int)(intptr_t)arg;
-    unsigned seen = P.start_gen[tid];  /* not gen now: a job may already have been published */
+    unsigned long long seen = P.start_job[tid]; /* not `job` now: one may already be published */
     for (;;) {
-        unsigned g = seen;
-        for (int i = 0; i < SPIN_ITERS && (g = atomic_load(&P.gen)) == seen; i++) {}
+        unsigned long long g = seen;
+        for (int i = 0; i < SPIN_ITERS && (g = atomic_load(&P.job)) == seen; i++) {}
         if (g == seen) {
             pthread_mutex_lock(&P.mu);
-            while ((g = atomic_load(&P.gen)) == seen) {
+            while ((g = atomic_load(&P.job)) == seen) {
                 P.sleepers++;
                 pthread_cond_wait(&P.wake, &P.mu);
                 P.sleepers--;
@@ -71,7 +74,7 @@ static void *worker(void *arg)
             pthread_mutex_unlock(&P.mu);
         }
         seen = g;
-        if (tid >= P.job_threads) continue;          /* not taking part in this job */
+        if (tid >= (int)(g & 0xffff)) continue;      /* not taking part in this job */
         run_chunks(tid);
         if (atomic_fetch_sub(&P.pending, 1) == 1) {  /* the last one out tells the caller */
             pthread_mutex_lock(&P.mu);
@@ -105,7 +108,7 @@ static void ensure_workers(int n)
 {
     while (P.n_workers < n - 1) {
         int tid = P.n_workers + 1;
-        P.start_gen[tid] = atomic_load(&P.gen);
+        P.start_job[tid] = atomic_load(&P.job);
         if (pthread_create(&P.th[tid], NULL, worker, (void *)(intptr_t)tid) != 0) {
             P.n = P.n_workers + 1;
             return;
@@ -126,10 +129,10 @@ void opt_parallel(opt_task_fn fn, void *ctx, int64_t n_chunks)
         for (int64_t c = 0; c < n_chunks; c++) fn(ctx, c, 0);
         return;
     }
-    P.fn = fn; P.ctx = ctx; P.n_chunks = n_chunks; P.job_threads = n;
+    P.fn = fn; P.ctx = ctx; P.n_chunks = n_chunks;
     atomic_store(&P.next, 0);
     atomic_store(&P.pending, n - 1);
-    atomic_fetch_add(&P.gen, 1);                    /* publish the job */
+    atomic_store(&P.job, ((atomic_load(&P.job) >> 16) + 1) << 16 | (unsigned)n);  /* publish */
     pthread_mutex_lock(&P.mu);
     if (P.sleepers) pthread_cond_broadcast(&P.wake);
     pthread_mutex_unlock(&P.mu);
