@@ -7,13 +7,14 @@
  *
  * Entries (each falls back to the ref entry for its bf16 = 1 case):
  *   matmul     every weight type is turned into fp32 in registers, exactly the values ref's
- *              g4_dequant_row gives (F16 by F16C, BF16 by a shift, quantized blocks below);
- *              then one 8-lane FMA accumulator per output, columns in order (8 at a time),
- *              a fixed horizontal sum, and a scalar FMA tail for cols % 8 (float types only).
- *              Tiles: 4 rows x 1 token when few tokens (decode: independent FMA chains), else
- *              1 row x 6 tokens over 256-column chunks, tokens in blocks of TOK_BLOCK, so a
- *              chunk's activations stay in L1 while the weight rows go by (prefill: one formed
- *              weight vector serves 6 tokens). The tile never changes the result (opt.h).
+ *              g4_dequant_row gives (F16 by F16C, BF16 by a shift, quantized blocks below).
+ *              Decode and batches of fewer than GEMM_MIN_T tokens (GEMV): 4 rows x 1 token
+ *              tiles, one 8-lane FMA accumulator per output, columns in order (8 at a time), a
+ *              fixed horizontal sum, and a scalar FMA tail for cols % 8 (float types only).
+ *              Prefill (GEMM, T >= GEMM_MIN_T): the weights of 16 rows x 256 columns are
+ *              formed once into an fp32 panel in L1 and an outer-product micro-kernel (6 rows
+ *              x 16 tokens of accumulators) runs over it; each output is one serial fp32 FMA
+ *              chain in column order, ref's own order (see "prefill GEMM" below).
  *   rmsnorm    sum of squares in double (8 lanes), then exactly ref's fp32 ops.
  *   layernorm  sums in double, then exactly ref's fp32 ops.
  *   rope       ref's operations, vectorized: bit-identical to ref.
@@ -35,10 +36,10 @@
 #pragma GCC target("avx2,fma,f16c")
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
-#define TOK_BLOCK 12        /* prefill: tokens per block (x 256 columns of them stay in L1) */
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -92,52 +93,27 @@ AI float ldw1(const int ty, const uint8_t *row, int64_t k)
     return ty == TY_F16 ? g4_f16_to_f32(h) : g4_bf16_to_f32(h);
 }
 
-/* columns [8 v0, 8 v1) of rows r.. x tokens t..; am: NULL = start from 0 and write Y (with the
- * column tail), else the accumulators in am[(i * TOK_BLOCK + j) * 8] are continued */
-AI void fp_tile(const int ty, const int R, const int N, const opt_mm *m, int64_t r, int t,
-                int64_t v0, int64_t v1, float *am)
+/* rows r .. r+R-1 (R <= 4) x token t, all columns: one 8-lane FMA accumulator per row, columns
+ * in order, the fixed horizontal sum, then the cols % 8 tail with scalar FMA */
+AI void fp_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
 {
     const int64_t cols = m->cols, k8 = cols & ~(int64_t)7;
+    const float *x = m->X + (int64_t)t * cols;
     const uint8_t *w[4];
-    const float *x[8];
-    __m256 acc[4][8];
+    __m256 acc[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) { w[i] = m->W + (r + i) * m->rb; acc[i] = _mm256_setzero_ps(); }
+    for (int64_t k = 0; k < k8; k += 8) {
+        const __m256 xv = _mm256_loadu_ps(x + k);
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) acc[i] = _mm256_fmadd_ps(ldw8(ty, w[i], k), xv, acc[i]);
+    }
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
-        w[i] = m->W + (r + i) * m->rb;
-#pragma GCC unroll 8
-        for (int j = 0; j < N; j++)
-            acc[i][j] = am ? _mm256_loadu_ps(am + (i * TOK_BLOCK + j) * 8) : _mm256_setzero_ps();
+        float sum = hsum8(acc[i]);
+        for (int64_t k = k8; k < cols; k++) sum = fmaf(ldw1(ty, w[i], k), x[k], sum);
+        m->Y[(int64_t)t * m->rows + r + i] = sum;
     }
-#pragma GCC unroll 8
-    for (int j = 0; j < N; j++) x[j] = m->X + (int64_t)(t + j) * cols;
-    for (int64_t k = 8 * v0; k < 8 * v1; k += 8) {
-#pragma GCC unroll 4
-        for (int i = 0; i < R; i++) {
-            const __m256 wv = ldw8(ty, w[i], k);
-#pragma GCC unroll 8
-            for (int j = 0; j < N; j++) acc[i][j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[j] + k), acc[i][j]);
-        }
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < R; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < N; j++) {
-            if (am) { _mm256_storeu_ps(am + (i * TOK_BLOCK + j) * 8, acc[i][j]); continue; }
-            float sum = hsum8(acc[i][j]);
-            for (int64_t k = k8; k < cols; k++) sum = fmaf(ldw1(ty, w[i], k), x[j][k], sum);
-            m->Y[(int64_t)(t + j) * m->rows + r + i] = sum;
-        }
-}
-
-/* after the k-chunks: the horizontal sum and the column tail, as fp_tile does without am */
-AI void fp_finish(const int ty, const opt_mm *m, int64_t r, int t, const float *am)
-{
-    const int64_t cols = m->cols, k8 = cols & ~(int64_t)7;
-    float sum = hsum8(_mm256_loadu_ps(am));
-    const uint8_t *w = m->W + r * m->rb;
-    const float *x = m->X + (int64_t)t * cols;
-    for (int64_t k = k8; k < cols; k++) sum = fmaf(ldw1(ty, w, k), x[k], sum);
-    m->Y[(int64_t)t * m->rows + r] = sum;
 }
 
 /* ---- quantized weights ------------------------------------------------------------------
@@ -259,110 +235,226 @@ AI void qblock(const int ty, const uint8_t *row, int64_t b, const float *ks, __m
     }
 }
 
-/* blocks [b0, b1) of rows r.. x tokens t..; am as in fp_tile */
-AI void dq_tile(const int ty, const int R, const int N, const opt_mm *m, int64_t r, int t,
-                int64_t b0, int64_t b1, float *am)
+/* rows r .. r+R-1 (R <= 4) x token t, all blocks: as fp_tile, the 4 weight vectors of each
+ * block formed by qblock */
+AI void dq_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
 {
+    const int64_t nb = m->cols / 32;
+    const float *x = m->X + (int64_t)t * m->cols;
     const uint8_t *wr[4];
-    const float *x[8];
-    __m256 acc[4][8];
+    __m256 acc[4];
 #pragma GCC unroll 4
-    for (int i = 0; i < R; i++) {
-        wr[i] = m->W + (r + i) * m->rb;
-#pragma GCC unroll 8
-        for (int j = 0; j < N; j++)
-            acc[i][j] = am ? _mm256_loadu_ps(am + (i * TOK_BLOCK + j) * 8) : _mm256_setzero_ps();
-    }
-#pragma GCC unroll 8
-    for (int j = 0; j < N; j++) x[j] = m->X + (int64_t)(t + j) * m->cols;
+    for (int i = 0; i < R; i++) { wr[i] = m->W + (r + i) * m->rb; acc[i] = _mm256_setzero_ps(); }
     float ks[4][16];              /* K types: the current super-block's scales per row */
-    for (int64_t b = b0; b < b1; b++) {
-        if ((ty == G4_T_Q4_K || ty == G4_T_Q6_K) && (b == b0 || (b & 7) == 0))
+    for (int64_t b = 0; b < nb; b++) {
+        if ((ty == G4_T_Q4_K || ty == G4_T_Q6_K) && (b & 7) == 0)
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) kscales(ty, wr[i], b >> 3, ks[i]);
+        const float *xb = x + 32 * b;
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
             __m256 w[4];
             qblock(ty, wr[i], b, ks[i], w);
-#pragma GCC unroll 8
-            for (int j = 0; j < N; j++) {
-                const float *xb = x[j] + 32 * b;
-                acc[i][j] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xb), acc[i][j]);
-                acc[i][j] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xb + 8), acc[i][j]);
-                acc[i][j] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xb + 16), acc[i][j]);
-                acc[i][j] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xb + 24), acc[i][j]);
-            }
+            acc[i] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xb), acc[i]);
+            acc[i] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xb + 8), acc[i]);
+            acc[i] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xb + 16), acc[i]);
+            acc[i] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xb + 24), acc[i]);
         }
     }
 #pragma GCC unroll 4
-    for (int i = 0; i < R; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < N; j++) {
-            if (am) _mm256_storeu_ps(am + (i * TOK_BLOCK + j) * 8, acc[i][j]);
-            else m->Y[(int64_t)(t + j) * m->rows + r + i] = hsum8(acc[i][j]);
-        }
+    for (int i = 0; i < R; i++) m->Y[(int64_t)t * m->rows + r + i] = hsum8(acc[i]);
 }
 
-AI void dq_finish(const int ty, const opt_mm *m, int64_t r, int t, const float *am)
-{
-    m->Y[(int64_t)t * m->rows + r] = hsum8(_mm256_loadu_ps(am));
-}
-
-/* rows [r0, r1) (at most OPT_ROW_CHUNK) x all tokens, in units of U columns (8 for float
- * weights, 32 for quantized blocks; n units):
- *  - few tokens (decode): 4 rows x 1 token tiles over all columns, accumulators in registers
- *    (4 independent chains);
- *  - else (prefill): tokens in blocks of TOK_BLOCK, columns in chunks of KCOL, 1 row x NT
- *    tokens tiles; the accumulators live in `am` between chunks (exact store and load), so the
- *    chunk's activations (TOK_BLOCK x KCOL floats) stay in L1 while the rows pass.
- * Every output sees the same operations in the same order either way. */
-#define KCOL 256
-#define DEFINE_ROWS(name, TILE, FINISH, ty, U, NT)                                             \
+/* GEMV rows [r0, r1) x every token, one token at a time in 4-row tiles (4 independent FMA
+ * chains); used for decode and for batches of fewer than GEMM_MIN_T tokens, so a token gets
+ * the same bits whether it comes alone or in such a small batch. */
+#define DEFINE_ROWS(name, TILE, ty)                                                           \
     static void name(const opt_mm *m, int64_t r0, int64_t r1)                                 \
     {                                                                                         \
-        const int64_t n = m->cols / (U);                                                      \
-        if (m->T < NT) {                                                                      \
-            for (int t = 0; t < m->T; t++) {                                                  \
-                int64_t r = r0;                                                               \
-                for (; r + 4 <= r1; r += 4) TILE(ty, 4, 1, m, r, t, 0, n, NULL);              \
-                for (; r < r1; r++) TILE(ty, 1, 1, m, r, t, 0, n, NULL);                      \
-            }                                                                                 \
-            return;                                                                           \
-        }                                                                                     \
-        float am[OPT_ROW_CHUNK * TOK_BLOCK * 8] __attribute__((aligned(32)));                 \
-        for (int t0 = 0; t0 < m->T; t0 += TOK_BLOCK) {                                        \
-            const int t1 = m->T - t0 < TOK_BLOCK ? m->T : t0 + TOK_BLOCK;                     \
-            memset(am, 0, sizeof am);                                                         \
-            for (int64_t k0 = 0; k0 < n; k0 += KCOL / U) {                                    \
-                const int64_t k1 = n - k0 < KCOL / U ? n : k0 + KCOL / U;                     \
-                for (int64_t r = r0; r < r1; r++) {                                           \
-                    float *ar = am + (r - r0) * TOK_BLOCK * 8;                                \
-                    int t = t0;                                                               \
-                    for (; t + NT <= t1; t += NT) TILE(ty, 1, NT, m, r, t, k0, k1, ar + (t - t0) * 8); \
-                    for (; t < t1; t++) TILE(ty, 1, 1, m, r, t, k0, k1, ar + (t - t0) * 8);   \
-                }                                                                             \
-            }                                                                                 \
-            for (int64_t r = r0; r < r1; r++)                                                 \
-                for (int t = t0; t < t1; t++)                                                 \
-                    FINISH(ty, m, r, t, am + ((r - r0) * TOK_BLOCK + (t - t0)) * 8);          \
+        for (int t = 0; t < m->T; t++) {                                                      \
+            int64_t r = r0;                                                                   \
+            for (; r + 4 <= r1; r += 4) TILE(ty, 4, m, r, t);                                 \
+            for (; r < r1; r++) TILE(ty, 1, m, r, t);                                         \
         }                                                                                     \
     }
 
-DEFINE_ROWS(rows_f32, fp_tile, fp_finish, TY_F32, 8, 6)
-DEFINE_ROWS(rows_f16, fp_tile, fp_finish, TY_F16, 8, 6)
-DEFINE_ROWS(rows_bf16, fp_tile, fp_finish, TY_BF16, 8, 6)
-DEFINE_ROWS(rows_q8_0, dq_tile, dq_finish, G4_T_Q8_0, 32, 6)
-DEFINE_ROWS(rows_q4_0, dq_tile, dq_finish, G4_T_Q4_0, 32, 6)
-DEFINE_ROWS(rows_q4_k, dq_tile, dq_finish, G4_T_Q4_K, 32, 6)
-DEFINE_ROWS(rows_q6_k, dq_tile, dq_finish, G4_T_Q6_K, 32, 6)
+DEFINE_ROWS(rows_f32, fp_tile, TY_F32)
+DEFINE_ROWS(rows_f16, fp_tile, TY_F16)
+DEFINE_ROWS(rows_bf16, fp_tile, TY_BF16)
+DEFINE_ROWS(rows_q8_0, dq_tile, G4_T_Q8_0)
+DEFINE_ROWS(rows_q4_0, dq_tile, G4_T_Q4_0)
+DEFINE_ROWS(rows_q4_k, dq_tile, G4_T_Q4_K)
+DEFINE_ROWS(rows_q6_k, dq_tile, G4_T_Q6_K)
 
 static const opt_isa ISA = {
     .f32 = rows_f32, .f16 = rows_f16, .bf16 = rows_bf16,
     .q8_0 = rows_q8_0, .q4_0 = rows_q4_0, .q4_k = rows_q4_k, .q6_k = rows_q6_k,
 };
 
+/* ---- prefill GEMM ------------------------------------------------------------------------
+ * T >= GEMM_MIN_T tokens: tokens in groups of up to GEMM_TG. For each group the caller copies
+ * X into XT, tiles of GEMM_NT tokens, each tile column-major: XT[tile][k][j] = X[t][k] for the
+ * tile's tokens t (zero padding up to a multiple of 8). Then each work item (GEMM_ROWS
+ * rows) walks the columns in panels of GEMM_KC: it forms the panel's weights once into
+ * P[96][GEMM_KC] (fp32, exactly g4_dequant_row's values, by ldw8 / qblock; 96 KiB, in L2) and runs an
+ * outer-product micro-kernel over it, token tile by token tile: 6 rows x 16 tokens of
+ * accumulators in registers, per column one broadcast weight per row times 2 vectors of 8
+ * tokens, i.e. 12 FMAs for 8 loads (the token tile, 16 KiB, stays in L1; the 6 panel rows
+ * in use, 6 KiB, too). Each token tile is read from L3 once per 96 rows. The
+ * accumulators go to C[96][tgp] between panels (exact store and load).
+ * Every output Y[t][r] is thus one fp32 accumulator, acc = fma(W[r][k], X[t][k], acc) for
+ * k = 0, 1, ..., cols-1: ref's serial column order, with a fused multiply-add. It does not
+ * depend on the tile, the group, T (>= GEMM_MIN_T) or the thread count. */
+#define GEMM_MIN_T 8
+#define GEMM_TG 256
+#define GEMM_KC 256
+#define GEMM_ROWS 96    /* rows per work item: the token tiles are re-read once per 96 rows */
+#define GEMM_NT 16     /* tokens per micro-kernel tile (2 vectors of 8) */
+
+/* P[i][k - k0] = W[r + i][k] for i < nr, k0 <= k < k0 + kc (k0, kc multiples of the block) */
+static void form_panel(const int ty, const opt_mm *m, int64_t r, int nr, int64_t k0, int64_t kc, float *P)
+{
+    for (int i = 0; i < nr; i++) {
+        const uint8_t *row = m->W + (r + i) * m->rb;
+        float *p = P + (int64_t)i * GEMM_KC;
+        if (ty >= TY_F32) {
+            int64_t k = 0;
+            for (; k + 8 <= kc; k += 8) _mm256_storeu_ps(p + k, ldw8(ty, row, k0 + k));
+            for (; k < kc; k++) p[k] = ldw1(ty, row, k0 + k);
+            continue;
+        }
+        float ks[16];
+        for (int64_t b = k0 / 32; b < (k0 + kc) / 32; b++) {
+            if ((ty == G4_T_Q4_K || ty == G4_T_Q6_K) && (b == k0 / 32 || (b & 7) == 0))
+                kscales(ty, row, b >> 3, ks);
+            __m256 w[4];
+            qblock(ty, row, b, ks, w);
+            float *q = p + 32 * b - k0;
+            _mm256_storeu_ps(q, w[0]); _mm256_storeu_ps(q + 8, w[1]);
+            _mm256_storeu_ps(q + 16, w[2]); _mm256_storeu_ps(q + 24, w[3]);
+        }
+    }
+}
+
+/* C[i][8 v + j] (+)= sum over the panel's kc columns of P[i][k] XT[k][8 v + j] (XT: this
+ * token tile, 8 V values per column), R <= 6 rows, V <= 2 vectors of 8 tokens; first: start
+ * from 0 instead of C. 6 x 2 uses 12 accumulators + 2 token vectors + 1 broadcast: 15 of the
+ * 16 ymm registers (no spill), 12 FMAs for 8 loads per column. */
+AI void gemm_kernel(const int R, const int V, const float *P, const float *XT, int64_t tgp, int64_t kc,
+                    float *C, int first)
+{
+    __m256 a[6][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) a[i][v] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(C + i * tgp + 8 * v);
+#pragma GCC unroll 2
+    for (int64_t k = 0; k < kc; k++) {
+        const float *xk = XT + k * 8 * V;
+        __m256 x[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) x[v] = _mm256_loadu_ps(xk + 8 * v);
+#pragma GCC unroll 6
+        for (int i = 0; i < R; i++) {
+            const __m256 b = _mm256_broadcast_ss(P + i * GEMM_KC + k);
+#pragma GCC unroll 2
+            for (int v = 0; v < V; v++) a[i][v] = _mm256_fmadd_ps(b, x[v], a[i][v]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) _mm256_storeu_ps(C + i * tgp + 8 * v, a[i][v]);
+}
+
+#define GK(R, V) case 10 * R + V: gemm_kernel(R, V, P + ri * GEMM_KC, x, tgp, kc, c, first); break;
+
+typedef struct {
+    int ty;
+    opt_mm m;              /* X unused: the group's tokens are XT[cols][tgp] */
+    const float *XT;
+    int64_t tgp;
+    int t0, nt;            /* the group: tokens t0 .. t0 + nt - 1 */
+} gemm_job;
+
+static void gemm_task(void *ctx, int64_t chunk, int tid)
+{
+    const gemm_job *j = ctx;
+    const opt_mm *m = &j->m;
+    const int64_t r0 = chunk * GEMM_ROWS, tgp = j->tgp, nv = tgp / 8;
+    const int nr = (int)(m->rows - r0 < GEMM_ROWS ? m->rows - r0 : GEMM_ROWS);
+    float *P = opt_scratch(tid, (size_t)GEMM_ROWS * (GEMM_KC + tgp));  /* [96][KC] panel */
+    float *C = P + GEMM_ROWS * GEMM_KC;                                 /* [96][tgp] sums */
+    for (int64_t k0 = 0; k0 < m->cols; k0 += GEMM_KC) {
+        const int64_t kc = m->cols - k0 < GEMM_KC ? m->cols - k0 : GEMM_KC;
+        const int first = k0 == 0;
+        form_panel(j->ty, m, r0, nr, k0, kc, P);
+        for (int64_t v0 = 0; v0 < nv; v0 += 2) {          /* token tiles: XT[tile][cols][8 V] */
+            const int V = (int)(nv - v0 < 2 ? nv - v0 : 2);
+            const float *x = j->XT + (v0 / 2) * GEMM_NT * m->cols + k0 * 8 * V;
+            for (int ri = 0; ri < nr; ri += 6) {
+                const int R = nr - ri < 6 ? nr - ri : 6;
+                float *c = C + ri * tgp + 8 * v0;
+                switch (10 * R + V) {
+                GK(1, 1) GK(1, 2) GK(2, 1) GK(2, 2) GK(3, 1) GK(3, 2)
+                GK(4, 1) GK(4, 2) GK(5, 1) GK(5, 2) GK(6, 1) GK(6, 2)
+                default: break;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < nr; i++)
+        for (int t = 0; t < j->nt; t++) m->Y[(int64_t)(j->t0 + t) * m->rows + r0 + i] = C[i * tgp + t];
+}
+
+static float *xt_buf;     /* XT of the current group; grows, never shrinks (no use in decode) */
+static size_t xt_cap;
+
+/* 0 when done, -1 when this shape or type is not for the GEMM (or scratch is short) */
+static int gemm(float *Y, const g4_tensor *W, const float *X, int T)
+{
+    int ty;
+    switch (W->type) {
+    case G4_T_F32: ty = TY_F32; break;
+    case G4_T_F16: ty = TY_F16; break;
+    case G4_T_BF16: ty = TY_BF16; break;
+    case G4_T_Q8_0: case G4_T_Q4_0: case G4_T_Q4_K: case G4_T_Q6_K: ty = W->type; break;
+    default: return -1;
+    }
+    const int64_t cols = W->ne[0], rows = W->ne[1], bs = g4_type_block(W->type);
+    if (T < GEMM_MIN_T || rows < 1 || cols < 1 || cols % bs != 0) return -1;
+    const int64_t tg = T < GEMM_TG ? T : GEMM_TG, tgp = (tg + 7) & ~(int64_t)7;
+    const size_t xt_n = (size_t)(cols * ((tgp + GEMM_NT - 1) / GEMM_NT * GEMM_NT));
+    if (xt_n > xt_cap) {
+        float *p = aligned_alloc(64, (sizeof(float) * xt_n + 63) & ~(size_t)63);
+        if (!p) return -1;
+        free(xt_buf);
+        xt_buf = p;
+        xt_cap = xt_n;
+    }
+    if (opt_scratch_reserve((size_t)GEMM_ROWS * (GEMM_KC + tgp))) return -1;
+    gemm_job j = { ty, { Y, NULL, T, W->data, rows, cols, g4_row_bytes(W->type, cols) }, xt_buf, 0, 0, 0 };
+    for (int t0 = 0; t0 < T; t0 += GEMM_TG) {
+        const int nt = T - t0 < GEMM_TG ? T - t0 : GEMM_TG;
+        const int64_t p = (nt + 7) & ~7;
+        for (int64_t v0 = 0; v0 < p / 8; v0 += 2) {       /* XT[tile][k][w]: tile of w tokens */
+            const int w = (int)(p / 8 - v0 < 2 ? p - 8 * v0 : GEMM_NT);
+            float *xt = xt_buf + (v0 / 2) * GEMM_NT * cols;
+            for (int i = 0; i < w; i++) {
+                const int t = (int)(8 * v0) + i;
+                const float *x = X + (int64_t)(t0 + t) * cols;
+                for (int64_t k = 0; k < cols; k++) xt[k * w + i] = t < nt ? x[k] : 0.0f;
+            }
+        }
+        j.tgp = p; j.t0 = t0; j.nt = nt;
+        opt_parallel(gemm_task, &j, (rows + GEMM_ROWS - 1) / GEMM_ROWS);
+    }
+    return 0;
+}
+
 static void avx2_matmul(float *Y, const g4_tensor *W, const float *X, int T)
 {
+    if (gemm(Y, W, X, T) == 0) return;
     opt_matmul(&ISA, Y, W, X, T);
 }
 

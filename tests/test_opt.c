@@ -16,7 +16,8 @@
  *    rounding boundary and later layers carry the flip); opt changes the fp32 order inside
  *    every matmul and norm once more, an independent source of the same flips: 3 + 3 ulps.
  * Exact: greedy tokens over 16 generated tokens equal to ref's; logits bit-identical for 1, 2
- * and 3 threads (prefill and decode); batched prefill bit-identical to one token at a time.
+ * and 3 threads (prefill and decode); batches of fewer than 8 tokens bit-identical to one token
+ * at a time (larger batches: within the bound, greedy tokens equal).
  */
 #include "g4.h"
 #include "golden.h"
@@ -63,15 +64,11 @@ static int run(const g4_model *m, const g4_kernels *k, int batch, int ngen, floa
     const int V = m->cfg.vocab;
     if (g4_state_init(&s, m, k, NP + ngen + 1, batch, 1, &e)) { printf("    %s\n", e.msg); return -1; }
     int r = -1;
-    /* all_logits needs the prompt in one call: batch >= NP; with batch 1 go token by token */
-    if (batch >= NP) {
-        if (g4_forward(&s, PROMPT, NP, NULL, NULL, NULL, 0, &e)) goto done;
-        memcpy(pre, s.logits, sizeof(float) * NP * V);
-    } else {
-        for (int i = 0; i < NP; i++) {
-            if (g4_forward(&s, PROMPT + i, 1, NULL, NULL, NULL, 0, &e)) goto done;
-            memcpy(pre + (size_t)i * V, s.logits, sizeof(float) * V);
-        }
+    /* the prompt in forward calls of `batch` tokens (the last one shorter) */
+    for (int i = 0; i < NP; i += batch) {
+        const int n = NP - i < batch ? NP - i : batch;
+        if (g4_forward(&s, PROMPT + i, n, NULL, NULL, NULL, 0, &e)) goto done;
+        memcpy(pre + (size_t)i * V, s.logits, sizeof(float) * n * V);
     }
     int cur = argmax_ok(pre + (size_t)(NP - 1) * V, V, &m->cfg);
     for (int i = 0; i < ngen; i++) {
@@ -193,7 +190,11 @@ static void test_bound_can_fail(void)
     g4_model_free(&a); g4_model_free(&b);
 }
 
-/* bit-identical logits for 1, 2 and 3 threads, and batched prefill == one token at a time */
+/* Logits bit-identical for 1, 2 and 3 threads. Batching: a batch of fewer than 8 tokens
+ * (prefill of a short turn, the drafter's verification) is bit-identical to one token at a
+ * time (both run the GEMV path); a prompt in one batch of NP >= 8 tokens may run a GEMM whose
+ * fp32 summation order differs (avx2: one serial chain per output, ref's order; docs/NUMERICS.md)
+ * so it is held to the same bound as opt vs ref, with equal greedy tokens. */
 static void test_threads_and_batch(void)
 {
     static const g4_type wts[] = { G4_T_F32, G4_T_BF16, G4_T_Q8_0, G4_T_Q4_0 };
@@ -206,24 +207,34 @@ static void test_threads_and_batch(void)
             g4_model m;
             g4_err e;
             if (g4_model_synth(&m, &tiny, wts[wi], 3, &e)) { CHECK(0, "synth: %s", e.msg); continue; }
-            float *p[4], *s[4];
-            int g[4][4];
-            for (int n = 0; n < 4; n++) { p[n] = malloc(sizeof(float) * NP * V); s[n] = malloc(sizeof(float) * NG * V); }
+            float *p[5], *s[5];
+            int g[5][4];
+            for (int n = 0; n < 5; n++) { p[n] = malloc(sizeof(float) * NP * V); s[n] = malloc(sizeof(float) * NG * V); }
             for (int n = 1; n <= 3; n++) {
                 k->threads(n);
                 CHECK(run(&m, k, NP, NG, p[n - 1], g[n - 1], s[n - 1]) == 0, "run");
             }
             k->threads(keep);
             CHECK(run(&m, k, 1, NG, p[3], g[3], s[3]) == 0, "run batch 1");
-            int ok_t = 1, ok_b = 1;
+            CHECK(run(&m, k, 5, NG, p[4], g[4], s[4]) == 0, "run batch 5");
+            int ok_t = 1, ok_s = 1, nf1, nf2;
             for (int n = 1; n < 3; n++)
                 if (memcmp(p[n], p[0], sizeof(float) * NP * V) || memcmp(s[n], s[0], sizeof(float) * NG * V)) ok_t = 0;
-            if (memcmp(p[3], p[0], sizeof(float) * NP * V) || memcmp(s[3], s[0], sizeof(float) * NG * V)) ok_b = 0;
-            printf("    %-8s %-4s 1/2/3 threads bit-identical: %s; batch %d vs 1 token at a time: %s\n",
-                   k->name, g4_type_name(wts[wi]), ok_t ? "yes" : "NO", NP, ok_b ? "yes" : "NO");
+            if (memcmp(p[4], p[3], sizeof(float) * NP * V) || memcmp(s[4], s[3], sizeof(float) * NG * V)) ok_s = 0;
+            const double rp = rel_diff(p[0], p[3], (long)NP * V, &nf1), rs = rel_diff(s[0], s[3], (long)NG * V, &nf2);
+            const int same_g = memcmp(g[0], g[3], sizeof g[0]) == 0;
+            printf("    %-8s %-4s 1/2/3 threads bit-identical: %s; batches of 5 vs 1 token at a time: %s; "
+                   "batch %d vs 1 at a time: rel %.3g / %.3g (bound %.3g), greedy equal: %s\n",
+                   k->name, g4_type_name(wts[wi]), ok_t ? "yes" : "NO", ok_s ? "bit-identical" : "DIFFER",
+                   NP, rp, rs, bound_synth, same_g ? "yes" : "NO");
             CHECK(ok_t, "%s %s: logits depend on the thread count", k->name, g4_type_name(wts[wi]));
-            CHECK(ok_b, "%s %s: batched prefill differs from token by token", k->name, g4_type_name(wts[wi]));
-            for (int n = 0; n < 4; n++) { free(p[n]); free(s[n]); }
+            CHECK(ok_s, "%s %s: batches of 5 differ from token by token", k->name, g4_type_name(wts[wi]));
+            CHECK(!nf1 && !nf2 && rp <= bound_synth && rs <= bound_synth,
+                  "%s %s: batched prefill vs token by token %.3g / %.3g > %.3g", k->name, g4_type_name(wts[wi]),
+                  rp, rs, bound_synth);
+            CHECK(same_g, "%s %s: greedy tokens differ between batched and token by token", k->name,
+                  g4_type_name(wts[wi]));
+            for (int n = 0; n < 5; n++) { free(p[n]); free(s[n]); }
             g4_model_free(&m);
         }
     }
