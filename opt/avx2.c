@@ -129,6 +129,7 @@ AI void fp_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
  * 8..11, lane 1 bytes 4..7 or 12..15). */
 
 static float f16_lut[65536];          /* filled by opt_avx2_table() before the table is used */
+static float f16_lut24[65536];        /* f16 value x 2^-24 (exact: every f16 stays a normal float) */
 
 AI int rd16(const uint8_t *p)
 {
@@ -235,8 +236,49 @@ AI void qblock(const int ty, const uint8_t *row, int64_t b, const float *ks, __m
     }
 }
 
-/* rows r .. r+R-1 (R <= 4) x token t, all blocks: as fp_tile, the 4 weight vectors of each
- * block formed by qblock */
+/* GEMV for Q8_0 / Q4_0, block-scaled: per block and row, s = sum_j qv_j x_j over the block's 4
+ * vectors of 8 (one mul, three FMAs), then acc = fma(s, scale, acc). Q8_0: qv = q (pmovsxbd),
+ * scale d. Q4_0: q - 8 is formed in bytes and placed in the top byte of each 32-bit lane, so
+ * qv = (q - 8) 2^24 exactly and scale = d 2^-24 (exact, f16_lut24): no sign-extension op. The
+ * weight times scale product is exact inside the FMA; this saves the per-weight formation FMA
+ * of qblock (decode is bound by these vector ops, not by DRAM, for 4- and 8-bit weights). */
+AI __m256i top_lo(__m256i v)      /* bytes 0..7 of the half -> top byte of 8 dwords */
+{
+    return _mm256_shuffle_epi8(v, _mm256_setr_epi8(-1, -1, -1, 0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, 3,
+                                                   -1, -1, -1, 4, -1, -1, -1, 5, -1, -1, -1, 6, -1, -1, -1, 7));
+}
+
+AI __m256i top_hi(__m256i v)      /* bytes 8..15 of the half -> top byte of 8 dwords */
+{
+    return _mm256_shuffle_epi8(v, _mm256_setr_epi8(-1, -1, -1, 8, -1, -1, -1, 9, -1, -1, -1, 10, -1, -1, -1, 11,
+                                                   -1, -1, -1, 12, -1, -1, -1, 13, -1, -1, -1, 14, -1, -1, -1, 15));
+}
+
+AI __m256 bsum(const int ty, const uint8_t *blk, const float *xb, __m256 *scale)
+{
+    __m256 v0, v1, v2, v3;
+    if (ty == G4_T_Q8_0) {
+        *scale = bc_f16(blk);
+#define Q8V(k) _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(blk + 2 + 8 * (k)))))
+        v0 = Q8V(0); v1 = Q8V(1); v2 = Q8V(2); v3 = Q8V(3);
+#undef Q8V
+    } else {
+        *scale = _mm256_broadcast_ss(&f16_lut24[rd16(blk)]);
+        const __m256i lo4 = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+        const __m256i raw = bcast16(blk + 2);
+        const __m256i lo = _mm256_sub_epi8(_mm256_and_si256(raw, lo4), eight);
+        const __m256i hi = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(raw, 4), lo4), eight);
+        v0 = _mm256_cvtepi32_ps(top_lo(lo)); v1 = _mm256_cvtepi32_ps(top_hi(lo));
+        v2 = _mm256_cvtepi32_ps(top_lo(hi)); v3 = _mm256_cvtepi32_ps(top_hi(hi));
+    }
+    __m256 sum = _mm256_mul_ps(v0, _mm256_loadu_ps(xb));
+    sum = _mm256_fmadd_ps(v1, _mm256_loadu_ps(xb + 8), sum);
+    sum = _mm256_fmadd_ps(v2, _mm256_loadu_ps(xb + 16), sum);
+    return _mm256_fmadd_ps(v3, _mm256_loadu_ps(xb + 24), sum);
+}
+
+/* rows r .. r+R-1 (R <= 4) x token t, all blocks: Q8_0 / Q4_0 block-scaled (bsum), the
+ * K types as fp_tile with the 4 weight vectors of each block formed by qblock */
 AI void dq_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
 {
     const int64_t nb = m->cols / 32;
@@ -251,6 +293,15 @@ AI void dq_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) kscales(ty, wr[i], b >> 3, ks[i]);
         const float *xb = x + 32 * b;
+        if (ty == G4_T_Q8_0 || ty == G4_T_Q4_0) {
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                __m256 sc;
+                const __m256 sum = bsum(ty, wr[i] + (ty == G4_T_Q8_0 ? 34 : 18) * b, xb, &sc);
+                acc[i] = _mm256_fmadd_ps(sum, sc, acc[i]);
+            }
+            continue;
+        }
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
             __m256 w[4];
@@ -774,7 +825,10 @@ const g4_kernels *opt_avx2_table(void)
     if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_F16C)) return NULL;
     static int ready;
     if (!ready) {             /* g4_f16_to_f32 is exact for every bit pattern */
-        for (uint32_t h = 0; h < 65536; h++) f16_lut[h] = g4_f16_to_f32((uint16_t)h);
+        for (uint32_t h = 0; h < 65536; h++) {
+            f16_lut[h] = g4_f16_to_f32((uint16_t)h);
+            f16_lut24[h] = ldexpf(f16_lut[h], -24);
+        }
         ready = 1;
     }
     return &K;
