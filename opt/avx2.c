@@ -8,13 +8,13 @@
  * Entries (each falls back to the ref entry for its bf16 = 1 case):
  *   matmul     every weight type is turned into fp32 in registers, exactly the values ref's
  *              g4_dequant_row gives (F16 by F16C, BF16 by a shift, quantized blocks below).
- *              Decode and batches of fewer than GEMM_MIN_T tokens (GEMV): 4 rows x 1 token
+ *              Decode and batches of fewer than OPT_GEMM_MIN_T tokens (GEMV): 4 rows x 1 token
  *              tiles, one 8-lane FMA accumulator per output, columns in order (8 at a time), a
  *              fixed horizontal sum, and a scalar FMA tail for cols % 8 (float types only).
- *              Prefill (GEMM, T >= GEMM_MIN_T): the weights of 16 rows x 256 columns are
- *              formed once into an fp32 panel in L1 and an outer-product micro-kernel (6 rows
- *              x 16 tokens of accumulators) runs over it; each output is one serial fp32 FMA
- *              chain in column order, ref's own order (see "prefill GEMM" below).
+ *              Prefill (GEMM, T >= OPT_GEMM_MIN_T, driver opt_gemm in opt/gemm.c): the
+ *              weights of 96 rows x 256 columns are formed once into an fp32 panel (L2) and
+ *              an outer-product micro-kernel (6 rows x 16 tokens of accumulators) runs over
+ *              it; each output is one serial fp32 FMA chain in column order, ref's own order.
  *   rmsnorm    sum of squares in double (8 lanes), then exactly ref's fp32 ops.
  *   layernorm  sums in double, then exactly ref's fp32 ops.
  *   rope       ref's operations, vectorized: bit-identical to ref.
@@ -317,7 +317,7 @@ AI void dq_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
 }
 
 /* GEMV rows [r0, r1) x every token, one token at a time in 4-row tiles (4 independent FMA
- * chains); used for decode and for batches of fewer than GEMM_MIN_T tokens, so a token gets
+ * chains); used for decode and for batches of fewer than OPT_GEMM_MIN_T tokens, so a token gets
  * the same bits whether it comes alone or in such a small batch. */
 #define DEFINE_ROWS(name, TILE, ty)                                                           \
     static void name(const opt_mm *m, int64_t r0, int64_t r1)                                 \
@@ -342,32 +342,19 @@ static const opt_isa ISA = {
     .q8_0 = rows_q8_0, .q4_0 = rows_q4_0, .q4_k = rows_q4_k, .q6_k = rows_q6_k,
 };
 
-/* ---- prefill GEMM ------------------------------------------------------------------------
- * T >= GEMM_MIN_T tokens: tokens in groups of up to GEMM_TG. For each group the caller copies
- * X into XT, tiles of GEMM_NT tokens, each tile column-major: XT[tile][k][j] = X[t][k] for the
- * tile's tokens t (zero padding up to a multiple of 8). Then each work item (GEMM_ROWS
- * rows) walks the columns in panels of GEMM_KC: it forms the panel's weights once into
- * P[96][GEMM_KC] (fp32, exactly g4_dequant_row's values, by ldw8 / qblock; 96 KiB, in L2) and runs an
- * outer-product micro-kernel over it, token tile by token tile: 6 rows x 16 tokens of
- * accumulators in registers, per column one broadcast weight per row times 2 vectors of 8
- * tokens, i.e. 12 FMAs for 8 loads (the token tile, 16 KiB, stays in L1; the 6 panel rows
- * in use, 6 KiB, too). Each token tile is read from L3 once per 96 rows. The
- * accumulators go to C[96][tgp] between panels (exact store and load).
- * Every output Y[t][r] is thus one fp32 accumulator, acc = fma(W[r][k], X[t][k], acc) for
- * k = 0, 1, ..., cols-1: ref's serial column order, with a fused multiply-add. It does not
- * depend on the tile, the group, T (>= GEMM_MIN_T) or the thread count. */
-#define GEMM_MIN_T 8
-#define GEMM_TG 256
-#define GEMM_KC 256
-#define GEMM_ROWS 96    /* rows per work item: the token tiles are re-read once per 96 rows */
-#define GEMM_NT 16     /* tokens per micro-kernel tile (2 vectors of 8) */
+/* ---- prefill GEMM (driver: opt/gemm.c, opt_gemm) -----------------------------------------
+ * The two ISA parts of the GEMM: the panel former (shared with avx512.c) and this table's
+ * micro-kernels. */
 
-/* P[i][k - k0] = W[r + i][k] for i < nr, k0 <= k < k0 + kc (k0, kc multiples of the block) */
-static void form_panel(const int ty, const opt_mm *m, int64_t r, int nr, int64_t k0, int64_t kc, float *P)
+/* P[i][k - k0] = W[r + i][k] for i < nr, k0 <= k < k0 + kc (k0, kc multiples of the block),
+ * row stride OPT_GEMM_KC: exactly g4_dequant_row's values (ldw8 / qblock) */
+static void form_panel(g4_type type, const uint8_t *W, size_t rb, int64_t r, int nr, int64_t k0, int64_t kc,
+                       float *P)
 {
+    const int ty = type == G4_T_F32 ? TY_F32 : type == G4_T_F16 ? TY_F16 : type == G4_T_BF16 ? TY_BF16 : (int)type;
     for (int i = 0; i < nr; i++) {
-        const uint8_t *row = m->W + (r + i) * m->rb;
-        float *p = P + (int64_t)i * GEMM_KC;
+        const uint8_t *row = W + (r + i) * rb;
+        float *p = P + (int64_t)i * OPT_GEMM_KC;
         if (ty >= TY_F32) {
             int64_t k = 0;
             for (; k + 8 <= kc; k += 8) _mm256_storeu_ps(p + k, ldw8(ty, row, k0 + k));
@@ -407,7 +394,7 @@ AI void gemm_kernel(const int R, const int V, const float *P, const float *XT, i
         for (int v = 0; v < V; v++) x[v] = _mm256_loadu_ps(xk + 8 * v);
 #pragma GCC unroll 6
         for (int i = 0; i < R; i++) {
-            const __m256 b = _mm256_broadcast_ss(P + i * GEMM_KC + k);
+            const __m256 b = _mm256_broadcast_ss(P + i * OPT_GEMM_KC + k);
 #pragma GCC unroll 2
             for (int v = 0; v < V; v++) a[i][v] = _mm256_fmadd_ps(b, x[v], a[i][v]);
         }
@@ -418,94 +405,33 @@ AI void gemm_kernel(const int R, const int V, const float *P, const float *XT, i
         for (int v = 0; v < V; v++) _mm256_storeu_ps(C + i * tgp + 8 * v, a[i][v]);
 }
 
-#define GK(R, V) case 10 * R + V: gemm_kernel(R, V, P + ri * GEMM_KC, x, tgp, kc, c, first); break;
+#define GK(R, V) case 10 * R + V: gemm_kernel(R, V, P + ri * OPT_GEMM_KC, x, tgp, kc, c, first); break;
 
-typedef struct {
-    int ty;
-    opt_mm m;              /* X unused: the group's tokens are XT[cols][tgp] */
-    const float *XT;
-    int64_t tgp;
-    int t0, nt;            /* the group: tokens t0 .. t0 + nt - 1 */
-} gemm_job;
-
-static void gemm_task(void *ctx, int64_t chunk, int tid)
+/* one panel: every token tile (16 tokens: XT[tile][k][16]) x every 6-row tile */
+static void gemm_panel(const float *P, int nr, const float *XT, int64_t cols, int64_t k0, int64_t kc,
+                       int64_t tgp, float *C, int first)
 {
-    const gemm_job *j = ctx;
-    const opt_mm *m = &j->m;
-    const int64_t r0 = chunk * GEMM_ROWS, tgp = j->tgp, nv = tgp / 8;
-    const int nr = (int)(m->rows - r0 < GEMM_ROWS ? m->rows - r0 : GEMM_ROWS);
-    float *P = opt_scratch(tid, (size_t)GEMM_ROWS * (GEMM_KC + tgp));  /* [96][KC] panel */
-    float *C = P + GEMM_ROWS * GEMM_KC;                                 /* [96][tgp] sums */
-    for (int64_t k0 = 0; k0 < m->cols; k0 += GEMM_KC) {
-        const int64_t kc = m->cols - k0 < GEMM_KC ? m->cols - k0 : GEMM_KC;
-        const int first = k0 == 0;
-        form_panel(j->ty, m, r0, nr, k0, kc, P);
-        for (int64_t v0 = 0; v0 < nv; v0 += 2) {          /* token tiles: XT[tile][cols][8 V] */
-            const int V = (int)(nv - v0 < 2 ? nv - v0 : 2);
-            const float *x = j->XT + (v0 / 2) * GEMM_NT * m->cols + k0 * 8 * V;
-            for (int ri = 0; ri < nr; ri += 6) {
-                const int R = nr - ri < 6 ? nr - ri : 6;
-                float *c = C + ri * tgp + 8 * v0;
-                switch (10 * R + V) {
-                GK(1, 1) GK(1, 2) GK(2, 1) GK(2, 2) GK(3, 1) GK(3, 2)
-                GK(4, 1) GK(4, 2) GK(5, 1) GK(5, 2) GK(6, 1) GK(6, 2)
-                default: break;
-                }
+    const int64_t nv = tgp / 8;
+    for (int64_t v0 = 0; v0 < nv; v0 += 2) {
+        const int V = (int)(nv - v0 < 2 ? nv - v0 : 2);
+        const float *x = XT + (v0 / 2) * 16 * cols + k0 * 8 * V;
+        for (int ri = 0; ri < nr; ri += 6) {
+            const int R = nr - ri < 6 ? nr - ri : 6;
+            float *c = C + ri * tgp + 8 * v0;
+            switch (10 * R + V) {
+            GK(1, 1) GK(1, 2) GK(2, 1) GK(2, 2) GK(3, 1) GK(3, 2)
+            GK(4, 1) GK(4, 2) GK(5, 1) GK(5, 2) GK(6, 1) GK(6, 2)
+            default: break;
             }
         }
     }
-    for (int i = 0; i < nr; i++)
-        for (int t = 0; t < j->nt; t++) m->Y[(int64_t)(j->t0 + t) * m->rows + r0 + i] = C[i * tgp + t];
 }
 
-static float *xt_buf;     /* XT of the current group; grows, never shrinks (no use in decode) */
-static size_t xt_cap;
-
-/* 0 when done, -1 when this shape or type is not for the GEMM (or scratch is short) */
-static int gemm(float *Y, const g4_tensor *W, const float *X, int T)
-{
-    int ty;
-    switch (W->type) {
-    case G4_T_F32: ty = TY_F32; break;
-    case G4_T_F16: ty = TY_F16; break;
-    case G4_T_BF16: ty = TY_BF16; break;
-    case G4_T_Q8_0: case G4_T_Q4_0: case G4_T_Q4_K: case G4_T_Q6_K: ty = W->type; break;
-    default: return -1;
-    }
-    const int64_t cols = W->ne[0], rows = W->ne[1], bs = g4_type_block(W->type);
-    if (T < GEMM_MIN_T || rows < 1 || cols < 1 || cols % bs != 0) return -1;
-    const int64_t tg = T < GEMM_TG ? T : GEMM_TG, tgp = (tg + 7) & ~(int64_t)7;
-    const size_t xt_n = (size_t)(cols * ((tgp + GEMM_NT - 1) / GEMM_NT * GEMM_NT));
-    if (xt_n > xt_cap) {
-        float *p = aligned_alloc(64, (sizeof(float) * xt_n + 63) & ~(size_t)63);
-        if (!p) return -1;
-        free(xt_buf);
-        xt_buf = p;
-        xt_cap = xt_n;
-    }
-    if (opt_scratch_reserve((size_t)GEMM_ROWS * (GEMM_KC + tgp))) return -1;
-    gemm_job j = { ty, { Y, NULL, T, W->data, rows, cols, g4_row_bytes(W->type, cols) }, xt_buf, 0, 0, 0 };
-    for (int t0 = 0; t0 < T; t0 += GEMM_TG) {
-        const int nt = T - t0 < GEMM_TG ? T - t0 : GEMM_TG;
-        const int64_t p = (nt + 7) & ~7;
-        for (int64_t v0 = 0; v0 < p / 8; v0 += 2) {       /* XT[tile][k][w]: tile of w tokens */
-            const int w = (int)(p / 8 - v0 < 2 ? p - 8 * v0 : GEMM_NT);
-            float *xt = xt_buf + (v0 / 2) * GEMM_NT * cols;
-            for (int i = 0; i < w; i++) {
-                const int t = (int)(8 * v0) + i;
-                const float *x = X + (int64_t)(t0 + t) * cols;
-                for (int64_t k = 0; k < cols; k++) xt[k * w + i] = t < nt ? x[k] : 0.0f;
-            }
-        }
-        j.tgp = p; j.t0 = t0; j.nt = nt;
-        opt_parallel(gemm_task, &j, (rows + GEMM_ROWS - 1) / GEMM_ROWS);
-    }
-    return 0;
-}
+const opt_gemm_isa opt_avx2_gemm = { 8, 16, form_panel, gemm_panel };
 
 static void avx2_matmul(float *Y, const g4_tensor *W, const float *X, int T)
 {
-    if (gemm(Y, W, X, T) == 0) return;
+    if (opt_gemm(&opt_avx2_gemm, Y, W, X, T) == 0) return;
     opt_matmul(&ISA, Y, W, X, T);
 }
 

@@ -1,5 +1,9 @@
 /* gemm.c - the ISA-independent half of the opt matmul and attention: work chunks and threads.
  *
+ * prefill GEMM (opt_gemm): token grouping, the token-tile copy XT, per-thread panel scratch
+ * and the 96-row work items; the ISA supplies the panel former and the micro-kernels
+ * (opt.h, "prefill GEMM driver").
+ *
  * matmul Y[T][rows] = X[T][cols] W^T (W: rows x cols in any stored type): the rows of W are
  * cut into chunks of OPT_ROW_CHUNK rows; each chunk (all T tokens) is one work item of the
  * pool, and the ISA's row function tiles inside it. A type the ISA has no row function for
@@ -50,6 +54,77 @@ void opt_matmul(const opt_isa *isa, float *Y, const g4_tensor *W, const float *X
     }
     mm_job j = { { Y, X, T, W->data, rows_n, cols, g4_row_bytes(W->type, cols) }, rows };
     opt_parallel(rows_task, &j, (rows_n + OPT_ROW_CHUNK - 1) / OPT_ROW_CHUNK);
+}
+
+/* ---- prefill GEMM (opt.h, "prefill GEMM driver") ---------------------------------------- */
+
+typedef struct {
+    const opt_gemm_isa *g;
+    g4_type type;
+    const uint8_t *W;
+    size_t rb;
+    int64_t rows, cols;
+    float *Y;
+    const float *XT;
+    int64_t tgp;
+    int t0, nt;             /* the group: tokens t0 .. t0 + nt - 1 */
+} gemm_job;
+
+static void gemm_task(void *ctx, int64_t chunk, int tid)
+{
+    const gemm_job *j = ctx;
+    const int64_t r0 = chunk * OPT_GEMM_ROWS, tgp = j->tgp;
+    const int nr = (int)(j->rows - r0 < OPT_GEMM_ROWS ? j->rows - r0 : OPT_GEMM_ROWS);
+    float *P = opt_scratch(tid, (size_t)OPT_GEMM_ROWS * (OPT_GEMM_KC + tgp));  /* [96][KC] panel */
+    float *C = P + OPT_GEMM_ROWS * OPT_GEMM_KC;                                 /* [96][tgp] sums */
+    for (int64_t k0 = 0; k0 < j->cols; k0 += OPT_GEMM_KC) {
+        const int64_t kc = j->cols - k0 < OPT_GEMM_KC ? j->cols - k0 : OPT_GEMM_KC;
+        j->g->form(j->type, j->W, j->rb, r0, nr, k0, kc, P);
+        j->g->panel(P, nr, j->XT, j->cols, k0, kc, tgp, C, k0 == 0);
+    }
+    for (int i = 0; i < nr; i++)
+        for (int t = 0; t < j->nt; t++) j->Y[(int64_t)(j->t0 + t) * j->rows + r0 + i] = C[i * tgp + t];
+}
+
+static float *xt_buf;     /* XT of the current group; grows, never shrinks (no use in decode) */
+static size_t xt_cap;
+
+int opt_gemm(const opt_gemm_isa *g, float *Y, const g4_tensor *W, const float *X, int T)
+{
+    switch (W->type) {
+    case G4_T_F32: case G4_T_F16: case G4_T_BF16:
+    case G4_T_Q8_0: case G4_T_Q4_0: case G4_T_Q4_K: case G4_T_Q6_K: break;
+    default: return -1;
+    }
+    const int64_t cols = W->ne[0], rows = W->ne[1], bs = g4_type_block(W->type);
+    if (T < OPT_GEMM_MIN_T || rows < 1 || cols < 1 || cols % bs != 0) return -1;
+    const int64_t tg = T < OPT_GEMM_TG ? T : OPT_GEMM_TG, tgp_max = (tg + g->vec - 1) / g->vec * g->vec;
+    const size_t xt_n = (size_t)(cols * ((tgp_max + g->nt - 1) / g->nt * g->nt));
+    if (xt_n > xt_cap) {
+        float *p = aligned_alloc(64, (sizeof(float) * xt_n + 63) & ~(size_t)63);
+        if (!p) return -1;
+        free(xt_buf);
+        xt_buf = p;
+        xt_cap = xt_n;
+    }
+    if (opt_scratch_reserve((size_t)OPT_GEMM_ROWS * (OPT_GEMM_KC + tgp_max))) return -1;
+    gemm_job j = { g, W->type, W->data, g4_row_bytes(W->type, cols), rows, cols, Y, xt_buf, 0, 0, 0 };
+    for (int t0 = 0; t0 < T; t0 += OPT_GEMM_TG) {
+        const int nt = T - t0 < OPT_GEMM_TG ? T - t0 : OPT_GEMM_TG;
+        const int64_t p = (nt + g->vec - 1) / g->vec * g->vec;
+        for (int64_t s0 = 0; s0 < p; s0 += g->nt) {          /* XT[tile][k][w]: tile of w tokens */
+            const int w = (int)(p - s0 < g->nt ? p - s0 : g->nt);
+            float *xt = xt_buf + (s0 / g->nt) * g->nt * cols;
+            for (int i = 0; i < w; i++) {
+                const int t = (int)s0 + i;
+                const float *x = X + (int64_t)(t0 + t) * cols;
+                for (int64_t k = 0; k < cols; k++) xt[k * w + i] = t < nt ? x[k] : 0.0f;
+            }
+        }
+        j.tgp = p; j.t0 = t0; j.nt = nt;
+        opt_parallel(gemm_task, &j, (rows + OPT_GEMM_ROWS - 1) / OPT_GEMM_ROWS);
+    }
+    return 0;
 }
 
 /* ---- elementwise -------------------------------------------------------------------------- */

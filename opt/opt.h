@@ -72,6 +72,35 @@ void opt_matmul(const opt_isa *isa, float *Y, const g4_tensor *W, const float *X
 /* run fn over n elements in OPT_ELEM_CHUNK pieces on the pool: fn(ctx, start, count) */
 void opt_parallel_elems(void (*fn)(void *ctx, int64_t i0, int64_t n), void *ctx, int64_t n);
 
+/* ---- prefill GEMM driver (opt/gemm.c) -----------------------------------------------------
+ * For T >= OPT_GEMM_MIN_T tokens: tokens in groups of up to OPT_GEMM_TG. For each group the
+ * caller thread copies X into XT, tiles of `nt` tokens, each tile column-major:
+ * XT[tile][k][j] = X[t][k] for the tile's tokens (zero padding up to a multiple of `vec`). Each
+ * work item (OPT_GEMM_ROWS rows) walks the columns in panels of OPT_GEMM_KC: `form` writes the
+ * panel's weights as fp32 (exactly g4_dequant_row's values) to P[rows][OPT_GEMM_KC], then
+ * `panel` runs the ISA's micro-kernels over every token tile and row tile of it, continuing
+ * the sums in C[rows][tgp] (first: start from 0). Every output must be one serial fp32 FMA
+ * chain over k = 0 .. cols-1 (ref's column order): then the result depends on nothing but
+ * W[r] and X[t] (not the tile, the group, T >= OPT_GEMM_MIN_T or the thread count). */
+#define OPT_GEMM_MIN_T 8
+#define OPT_GEMM_TG 256     /* tokens per group: XT holds at most cols x 256 floats (+ tile pad) */
+#define OPT_GEMM_KC 256     /* columns per panel */
+#define OPT_GEMM_ROWS 96    /* rows per work item: each token tile is read from L3 once per 96 rows */
+
+typedef struct {
+    int vec;                /* tokens per vector: tgp (tokens rounded up) is a multiple of it */
+    int nt;                 /* tokens per XT tile, a multiple of vec */
+    void (*form)(g4_type type, const uint8_t *W, size_t rb, int64_t r, int nr, int64_t k0, int64_t kc,
+                 float *P);
+    void (*panel)(const float *P, int nr, const float *XT, int64_t cols, int64_t k0, int64_t kc,
+                  int64_t tgp, float *C, int first);
+} opt_gemm_isa;
+
+/* Y = W X by the GEMM; 0 when done, -1 when not applicable (T < OPT_GEMM_MIN_T, a type or shape
+ * it does not take, or no memory for its scratch): then the caller runs its GEMV */
+int opt_gemm(const opt_gemm_isa *g, float *Y, const g4_tensor *W, const float *X, int T);
+extern const opt_gemm_isa opt_avx2_gemm;     /* opt/avx2.c (x86-64 only) */
+
 /* ---- attention driver (opt/gemm.c): heads in parallel -------------------------------------- */
 /* one head: out[hd] from q[hd] over n_keys rows (krow[j] + off, vrow[j] + off); scores [n_keys] */
 typedef void (*opt_head_fn)(float *out, const float *q, int hd, int64_t off,
