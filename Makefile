@@ -28,6 +28,7 @@ ASAN_BIN := $(ASAN_TESTS:$(B)/tests/%=$(B)/asan/%)
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # per-file target flags for opt/<name>.c (the file checks the CPU at run time before use)
 OPT_CFLAGS_avx2 := -mavx2 -mfma -mf16c
+OPT_CFLAGS_avx512 := -mavx512f -mavx2 -mfma -mf16c
 # aarch64 cross build of the kernel tests, run under qemu-aarch64 by tests/test_neon.sh:
 # ref/ + opt/ without the PNG reader (no libpng for the target), tests linked statically
 CROSS   ?= aarch64-linux-gnu-

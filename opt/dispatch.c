@@ -1,7 +1,7 @@
 /* dispatch.c - chooses the kernel table at run time.
  *
  * Every ISA table starts from the complete ref table's behaviour and overrides the entries it
- * implements (opt/avx2.c, opt/neon.c). Each ISA file exports a getter that returns its table
+ * implements (opt/avx2.c, opt/neon.c; opt/avx512.c starts from the avx2 table). Each ISA file exports a getter that returns its table
  * only when this CPU can run it (cpuid on x86; NEON is baseline on aarch64) and NULL
  * otherwise, on every architecture, so this file needs no #if.
  *
@@ -18,6 +18,7 @@ static const g4_kernels *ref_table(void) { return &g4_kernels_ref; }
 
 /* best first */
 const opt_entry opt_tables[] = {
+    { "avx512", opt_avx512_table },
     { "avx2", opt_avx2_table },
     { "neon", opt_neon_table },
     { "ref", ref_table },
@@ -37,7 +38,7 @@ const g4_kernels *g4_kernels_pick(const char *force, g4_err *err)
             }
             return k;
         }
-        g4_fail(err, "unknown kernel table '%s' (known: avx2, neon, ref)", force);
+        g4_fail(err, "unknown kernel table '%s' (known: avx512, avx2, neon, ref)", force);
         return NULL;
     }
     for (int i = 0; i < opt_n_tables; i++) {

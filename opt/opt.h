@@ -113,6 +113,7 @@ void opt_attention(opt_head_fn head, float *out, const float *q, int n_heads, in
  * The getter returns the table when this CPU can run it, NULL otherwise (and always NULL on a
  * foreign architecture, where the file compiles to the getter alone). */
 const g4_kernels *opt_avx2_table(void);
+const g4_kernels *opt_avx512_table(void);    /* the avx2 table + an AVX-512F prefill GEMM */
 const g4_kernels *opt_neon_table(void);      /* armv8.0 Advanced SIMD */
 
 /* every table g4 knows, best first (dispatch.c): name and getter */
