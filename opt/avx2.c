@@ -165,15 +165,17 @@ AI void kscales(const int ty, const uint8_t *row, int64_t sb, float ks[16])
         const uint8_t *blk = row + 144 * sb;
         uint64_t sc64, mn64;
         q4k_scales(blk + 4, &sc64, &mn64);
-        const float d = f16_lut[rd16(blk)], dmin = f16_lut[rd16(blk + 2)];
-        for (int s = 0; s < 8; s++) {
-            ks[s] = d * (float)((sc64 >> (8 * s)) & 0xff);
-            ks[8 + s] = -(dmin * (float)((mn64 >> (8 * s)) & 0xff));
-        }
+        const __m256 d = bc_f16(blk), dmin = bc_f16(blk + 2);
+        const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)sc64)));
+        const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mn64)));
+        _mm256_storeu_ps(ks, _mm256_mul_ps(d, sc));
+        _mm256_storeu_ps(ks + 8, _mm256_xor_ps(_mm256_mul_ps(dmin, mn), _mm256_set1_ps(-0.0f)));
     } else {
         const uint8_t *blk = row + 210 * sb;
-        const float d = f16_lut[rd16(blk + 208)];
-        for (int j = 0; j < 16; j++) ks[j] = d * (float)(int8_t)blk[192 + j];
+        const __m256 d = bc_f16(blk + 208);
+        const __m128i sc = _mm_loadu_si128((const __m128i *)(const void *)(blk + 192));
+        _mm256_storeu_ps(ks, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc))));
+        _mm256_storeu_ps(ks + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8)))));
     }
 }
 
@@ -287,29 +289,38 @@ AI void dq_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
     __m256 acc[4];
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) { wr[i] = m->W + (r + i) * m->rb; acc[i] = _mm256_setzero_ps(); }
-    float ks[4][16];              /* K types: the current super-block's scales per row */
-    for (int64_t b = 0; b < nb; b++) {
-        if ((ty == G4_T_Q4_K || ty == G4_T_Q6_K) && (b & 7) == 0)
+    if (ty == G4_T_Q4_K || ty == G4_T_Q6_K) {
+        /* a super-block at a time: its scales once per row (vector ops), then its 8 blocks
+         * unrolled, so each block's position in the super-block is a constant */
+        for (int64_t sb = 0; sb < nb / 8; sb++) {
+            float ks[4][16];
 #pragma GCC unroll 4
-            for (int i = 0; i < R; i++) kscales(ty, wr[i], b >> 3, ks[i]);
-        const float *xb = x + 32 * b;
-        if (ty == G4_T_Q8_0 || ty == G4_T_Q4_0) {
+            for (int i = 0; i < R; i++) kscales(ty, wr[i], sb, ks[i]);
+#pragma GCC unroll 8
+            for (int s = 0; s < 8; s++) {
+                const float *xb = x + 256 * sb + 32 * s;
 #pragma GCC unroll 4
-            for (int i = 0; i < R; i++) {
-                __m256 sc;
-                const __m256 sum = bsum(ty, wr[i] + (ty == G4_T_Q8_0 ? 34 : 18) * b, xb, &sc);
-                acc[i] = _mm256_fmadd_ps(sum, sc, acc[i]);
+                for (int i = 0; i < R; i++) {
+                    __m256 w[4];
+                    qblock(ty, wr[i], 8 * sb + s, ks[i], w);
+                    acc[i] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xb), acc[i]);
+                    acc[i] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xb + 8), acc[i]);
+                    acc[i] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xb + 16), acc[i]);
+                    acc[i] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xb + 24), acc[i]);
+                }
             }
-            continue;
         }
 #pragma GCC unroll 4
+        for (int i = 0; i < R; i++) m->Y[(int64_t)t * m->rows + r + i] = hsum8(acc[i]);
+        return;
+    }
+    for (int64_t b = 0; b < nb; b++) {            /* Q8_0, Q4_0: block-scaled */
+        const float *xb = x + 32 * b;
+#pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
-            __m256 w[4];
-            qblock(ty, wr[i], b, ks[i], w);
-            acc[i] = _mm256_fmadd_ps(w[0], _mm256_loadu_ps(xb), acc[i]);
-            acc[i] = _mm256_fmadd_ps(w[1], _mm256_loadu_ps(xb + 8), acc[i]);
-            acc[i] = _mm256_fmadd_ps(w[2], _mm256_loadu_ps(xb + 16), acc[i]);
-            acc[i] = _mm256_fmadd_ps(w[3], _mm256_loadu_ps(xb + 24), acc[i]);
+            __m256 sc;
+            const __m256 sum = bsum(ty, wr[i] + (ty == G4_T_Q8_0 ? 34 : 18) * b, xb, &sc);
+            acc[i] = _mm256_fmadd_ps(sum, sc, acc[i]);
         }
     }
 #pragma GCC unroll 4

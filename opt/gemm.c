@@ -89,6 +89,25 @@ static void gemm_task(void *ctx, int64_t chunk, int tid)
 static float *xt_buf;     /* XT of the current group; grows, never shrinks (no use in decode) */
 static size_t xt_cap;
 
+/* the copy X -> XT of one group, on the pool in pieces of XT_COLS columns */
+#define XT_COLS 256
+typedef struct { const opt_gemm_isa *g; const float *X; int64_t cols, p; int t0, nt; } xt_job;
+
+static void xt_task(void *ctx, int64_t c, int tid)
+{
+    const xt_job *j = ctx;
+    const int64_t k0 = c * XT_COLS, k1 = j->cols - k0 < XT_COLS ? j->cols : k0 + XT_COLS;
+    for (int64_t s0 = 0; s0 < j->p; s0 += j->g->nt) {      /* XT[tile][k][w]: tile of w tokens */
+        const int w = (int)(j->p - s0 < j->g->nt ? j->p - s0 : j->g->nt);
+        float *xt = xt_buf + (s0 / j->g->nt) * j->g->nt * j->cols;
+        for (int i = 0; i < w; i++) {
+            const int t = (int)s0 + i;
+            const float *x = j->X + (int64_t)(j->t0 + t) * j->cols;
+            for (int64_t k = k0; k < k1; k++) xt[k * w + i] = t < j->nt ? x[k] : 0.0f;
+        }
+    }
+}
+
 int opt_gemm(const opt_gemm_isa *g, float *Y, const g4_tensor *W, const float *X, int T)
 {
     switch (W->type) {
@@ -112,15 +131,8 @@ int opt_gemm(const opt_gemm_isa *g, float *Y, const g4_tensor *W, const float *X
     for (int t0 = 0; t0 < T; t0 += OPT_GEMM_TG) {
         const int nt = T - t0 < OPT_GEMM_TG ? T - t0 : OPT_GEMM_TG;
         const int64_t p = (nt + g->vec - 1) / g->vec * g->vec;
-        for (int64_t s0 = 0; s0 < p; s0 += g->nt) {          /* XT[tile][k][w]: tile of w tokens */
-            const int w = (int)(p - s0 < g->nt ? p - s0 : g->nt);
-            float *xt = xt_buf + (s0 / g->nt) * g->nt * cols;
-            for (int i = 0; i < w; i++) {
-                const int t = (int)s0 + i;
-                const float *x = X + (int64_t)(t0 + t) * cols;
-                for (int64_t k = 0; k < cols; k++) xt[k * w + i] = t < nt ? x[k] : 0.0f;
-            }
-        }
+        xt_job xj = { g, X, cols, p, t0, nt };
+        opt_parallel(xt_task, &xj, (cols + XT_COLS - 1) / XT_COLS);
         j.tgp = p; j.t0 = t0; j.nt = nt;
         opt_parallel(gemm_task, &j, (rows + OPT_GEMM_ROWS - 1) / OPT_GEMM_ROWS);
     }

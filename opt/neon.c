@@ -8,7 +8,8 @@
  * values (F16 by FCVTL; BF16 by a 16-bit shift, integer ops only, no bf16 vector types, which
  * GCC 12 miscompiles as constants; quantized blocks as in avx2.c), then one 4-lane FMA
  * accumulator per output in column order, a fixed horizontal sum (l0 + l1) + (l2 + l3), and a
- * scalar FMA tail. rmsnorm/layernorm sums in double; rope bit-identical to ref; attention,
+ * scalar FMA tail (GEMV: decode and batches of < 8 tokens); prefill (T >= 8) runs the shared
+ * GEMM driver with a NEON panel former and micro-kernel, bit-identical to the x86 GEMM. rmsnorm/layernorm sums in double; rope bit-identical to ref; attention,
  * geglu, softcap with the same exp/tanh construction as avx2.c; bf16 = 1 falls back to ref.
  * Only armv8.0 instructions: tests/test_neon.sh also runs it on an emulated Cortex-A53.
  */
@@ -21,7 +22,6 @@
 #include <string.h>
 
 #define AI static inline __attribute__((always_inline))
-#define TOK_BLOCK 12
 
 AI float hsum4(float32x4_t v)
 {
@@ -91,39 +91,21 @@ AI void fp_tile(const int ty, const int R, const int N, const opt_mm *m, int64_t
         }
 }
 
-/* rows [r0, r1): few tokens -> 4 rows x 1 token tiles; many -> 1 row x NT tokens; the tile
- * never changes the result */
-#define DEFINE_ROWS(name, TILE, ty, NT)                                                        \
+/* GEMV rows [r0, r1) x every token, one token at a time in 4-row tiles; used for decode and
+ * for batches of fewer than OPT_GEMM_MIN_T tokens (larger ones run the GEMM below) */
+#define DEFINE_ROWS(name, TILE, ty)                                                           \
     static void name(const opt_mm *m, int64_t r0, int64_t r1)                                 \
     {                                                                                         \
-        for (int t0 = 0; t0 < m->T; t0 += TOK_BLOCK) {                                        \
-            const int t1 = m->T - t0 < TOK_BLOCK ? m->T : t0 + TOK_BLOCK;                     \
-            if (t1 - t0 < NT) {                                                               \
-                for (int t = t0; t < t1; t++) {                                               \
-                    int64_t r = r0;                                                           \
-                    for (; r + 4 <= r1; r += 4) TILE(ty, 4, 1, m, r, t);                      \
-                    for (; r < r1; r++) TILE(ty, 1, 1, m, r, t);                              \
-                }                                                                             \
-                continue;                                                                     \
-            }                                                                                 \
-            for (int64_t r = r0; r < r1; r++) {                                               \
-                int t = t0;                                                                   \
-                for (; t + NT <= t1; t += NT) TILE(ty, 1, NT, m, r, t);                       \
-                switch (t1 - t) {                                                             \
-                case 5: TILE(ty, 1, 5, m, r, t); break;                                       \
-                case 4: TILE(ty, 1, 4, m, r, t); break;                                       \
-                case 3: TILE(ty, 1, 3, m, r, t); break;                                       \
-                case 2: TILE(ty, 1, 2, m, r, t); break;                                       \
-                case 1: TILE(ty, 1, 1, m, r, t); break;                                       \
-                default: break;                                                               \
-                }                                                                             \
-            }                                                                                 \
+        for (int t = 0; t < m->T; t++) {                                                      \
+            int64_t r = r0;                                                                   \
+            for (; r + 4 <= r1; r += 4) TILE(ty, 4, 1, m, r, t);                              \
+            for (; r < r1; r++) TILE(ty, 1, 1, m, r, t);                                      \
         }                                                                                     \
     }
 
-DEFINE_ROWS(rows_f32, fp_tile, TY_F32, 6)
-DEFINE_ROWS(rows_f16, fp_tile, TY_F16, 6)
-DEFINE_ROWS(rows_bf16, fp_tile, TY_BF16, 6)
+DEFINE_ROWS(rows_f32, fp_tile, TY_F32)
+DEFINE_ROWS(rows_f16, fp_tile, TY_F16)
+DEFINE_ROWS(rows_bf16, fp_tile, TY_BF16)
 
 /* ---- quantized weights: dequantized in registers to exactly ref's values -----------------
  * As in avx2.c: w = q d (Q8_0), fma(q, d, -8d) (Q4_0), fma(q, d sc, -dmin m) (Q4_K),
@@ -222,17 +204,91 @@ AI void dq_tile(const int ty, const int R, const int N, const opt_mm *m, int64_t
         for (int j = 0; j < N; j++) m->Y[(int64_t)(t + j) * m->rows + r + i] = hsum4(acc[i][j]);
 }
 
-DEFINE_ROWS(rows_q8_0, dq_tile, G4_T_Q8_0, 6)
-DEFINE_ROWS(rows_q4_0, dq_tile, G4_T_Q4_0, 6)
-DEFINE_ROWS(rows_q4_k, dq_tile, G4_T_Q4_K, 6)
-DEFINE_ROWS(rows_q6_k, dq_tile, G4_T_Q6_K, 6)
+DEFINE_ROWS(rows_q8_0, dq_tile, G4_T_Q8_0)
+DEFINE_ROWS(rows_q4_0, dq_tile, G4_T_Q4_0)
+DEFINE_ROWS(rows_q4_k, dq_tile, G4_T_Q4_K)
+DEFINE_ROWS(rows_q6_k, dq_tile, G4_T_Q6_K)
 
 static const opt_isa ISA = {
     .f32 = rows_f32, .f16 = rows_f16, .bf16 = rows_bf16,
     .q8_0 = rows_q8_0, .q4_0 = rows_q4_0, .q4_k = rows_q4_k, .q6_k = rows_q6_k,
 };
 
-static void neon_matmul(float *Y, const g4_tensor *W, const float *X, int T) { opt_matmul(&ISA, Y, W, X, T); }
+/* ---- prefill GEMM (driver: opt_gemm, opt/gemm.c) -------------------------------------------
+ * As avx2.c: the panel of exact fp32 weights, then a 6 rows x 8 tokens outer-product
+ * micro-kernel (12 accumulators of 4 lanes, per column 2 token vectors and one broadcast
+ * weight per row). Each output is one serial FMA chain in column order, so the prefill
+ * results are bit-identical to the x86 tables' (vfmaq_f32 and vfmadd are both one rounding). */
+
+static void form_panel(g4_type type, const uint8_t *W, size_t rb, int64_t r, int nr, int64_t k0, int64_t kc,
+                       float *P)
+{
+    const int fl = type == G4_T_F32 || type == G4_T_F16 || type == G4_T_BF16;
+    const int ty = type == G4_T_F32 ? TY_F32 : type == G4_T_F16 ? TY_F16 : type == G4_T_BF16 ? TY_BF16 : (int)type;
+    for (int i = 0; i < nr; i++) {
+        const uint8_t *row = W + (r + i) * rb;
+        float *p = P + (int64_t)i * OPT_GEMM_KC;
+        if (fl) {                      /* TY_* overlap the g4_type ids: test the type itself */
+            int64_t k = 0;
+            for (; k + 4 <= kc; k += 4) vst1q_f32(p + k, ldw4(ty, row, k0 + k));
+            for (; k < kc; k++) p[k] = ldw1(ty, row, k0 + k);
+            continue;
+        }
+        for (int64_t b = k0 / 32; b < (k0 + kc) / 32; b++) {
+            float32x4_t w[8];
+            deq32(ty, row, b, w);
+            for (int k = 0; k < 8; k++) vst1q_f32(p + 32 * b - k0 + 4 * k, w[k]);
+        }
+    }
+}
+
+AI void gemm_kernel(const int R, const int V, const float *P, const float *XT, int64_t tgp, int64_t kc,
+                    float *C, int first)
+{
+    float32x4_t a[6][2];
+    for (int i = 0; i < R; i++)
+        for (int v = 0; v < V; v++) a[i][v] = first ? vdupq_n_f32(0.0f) : vld1q_f32(C + i * tgp + 4 * v);
+    for (int64_t k = 0; k < kc; k++) {
+        const float *xk = XT + k * 4 * V;
+        float32x4_t x[2];
+        for (int v = 0; v < V; v++) x[v] = vld1q_f32(xk + 4 * v);
+        for (int i = 0; i < R; i++) {
+            const float32x4_t b = vld1q_dup_f32(P + i * OPT_GEMM_KC + k);
+            for (int v = 0; v < V; v++) a[i][v] = vfmaq_f32(a[i][v], b, x[v]);
+        }
+    }
+    for (int i = 0; i < R; i++)
+        for (int v = 0; v < V; v++) vst1q_f32(C + i * tgp + 4 * v, a[i][v]);
+}
+
+#define GK(R, V) case 10 * R + V: gemm_kernel(R, V, P + ri * OPT_GEMM_KC, x, tgp, kc, c, first); break;
+
+static void gemm_panel(const float *P, int nr, const float *XT, int64_t cols, int64_t k0, int64_t kc,
+                       int64_t tgp, float *C, int first)
+{
+    const int64_t nv = tgp / 4;
+    for (int64_t v0 = 0; v0 < nv; v0 += 2) {
+        const int V = (int)(nv - v0 < 2 ? nv - v0 : 2);
+        const float *x = XT + (v0 / 2) * 8 * cols + k0 * 4 * V;
+        for (int ri = 0; ri < nr; ri += 6) {
+            const int R = nr - ri < 6 ? nr - ri : 6;
+            float *c = C + ri * tgp + 4 * v0;
+            switch (10 * R + V) {
+            GK(1, 1) GK(1, 2) GK(2, 1) GK(2, 2) GK(3, 1) GK(3, 2)
+            GK(4, 1) GK(4, 2) GK(5, 1) GK(5, 2) GK(6, 1) GK(6, 2)
+            default: break;
+            }
+        }
+    }
+}
+
+static const opt_gemm_isa GEMM = { 4, 8, form_panel, gemm_panel };
+
+static void neon_matmul(float *Y, const g4_tensor *W, const float *X, int T)
+{
+    if (opt_gemm(&GEMM, Y, W, X, T) == 0) return;
+    opt_matmul(&ISA, Y, W, X, T);
+}
 
 /* ---- exp, tanh (as in avx2.c) -------------------------------------------------------------- */
 

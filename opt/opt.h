@@ -74,7 +74,7 @@ void opt_parallel_elems(void (*fn)(void *ctx, int64_t i0, int64_t n), void *ctx,
 
 /* ---- prefill GEMM driver (opt/gemm.c) -----------------------------------------------------
  * For T >= OPT_GEMM_MIN_T tokens: tokens in groups of up to OPT_GEMM_TG. For each group the
- * caller thread copies X into XT, tiles of `nt` tokens, each tile column-major:
+ * pool copies X into XT, tiles of `nt` tokens, each tile column-major:
  * XT[tile][k][j] = X[t][k] for the tile's tokens (zero padding up to a multiple of `vec`). Each
  * work item (OPT_GEMM_ROWS rows) walks the columns in panels of OPT_GEMM_KC: `form` writes the
  * panel's weights as fp32 (exactly g4_dequant_row's values) to P[rows][OPT_GEMM_KC], then
