@@ -446,6 +446,117 @@ static void avx2_matmul(float *Y, const g4_tensor *W, const float *X, int T)
     opt_matmul(&ISA, Y, W, X, T);
 }
 
+/* ---- the q8 mode's GEMV (tables "avx2-q8", "avx512-q8"; docs/NUMERICS.md "q8 mode") -------
+ * Bit-identical to ref-q8 (ref/kernels.c, ref/quant.c): the activations are rounded by the
+ * same function (g4_quant_act_q8), each block's integer dot is exact (vpmaddubsw: unsigned x
+ * signed bytes to int16 pairs, which cannot saturate here: Q4_0 2 * 15 * 127, Q8_0 with the
+ * sign moved onto the activations 2 * 128 * 127; then vpmaddwd by 1 to int32), and the fp32
+ * part is ref's per row, in block order: scale = dw * dx, sum = sum + (float)isum * scale,
+ * separately rounded (this file is built with -ffp-contract=off), 4 rows in the 4 lanes of an
+ * SSE vector. Q4_0 dots the unsigned nibbles and subtracts 8 * sum(q) of the block. */
+
+static int8_t *q8_x;          /* [T][cols] rounded activations; grow, never shrink */
+static float *q8_d;           /* [T][cols / 32] their scales */
+static int32_t *q8_s8;        /* [T][cols / 32] 8 * sum of the block's q (Q4_0) */
+static int64_t q8_cap;        /* values of q8_x */
+
+typedef struct { opt_mm m; int ty; int64_t nb; } q8_job;
+
+/* rows r[0..3] (repeats allowed) x token t: the 4 serial sums */
+AI __m128 q8_rows(const int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd,
+                  const int32_t *s8, int64_t nb)
+{
+    const __m256i lo4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    __m128 acc = _mm_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)(xq + 32 * b));
+        __m256i v[4];
+        float dw[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            __m256i p;
+            if (ty == G4_T_Q8_0) {
+                const uint8_t *blk = w[i] + 34 * b;
+                const __m256i wq = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2));
+                p = _mm256_maddubs_epi16(_mm256_abs_epi8(wq), _mm256_sign_epi8(xv, wq));
+                dw[i] = f16_lut[rd16(blk)];
+            } else {
+                const uint8_t *blk = w[i] + 18 * b;
+                const __m128i raw = _mm_loadu_si128((const __m128i *)(const void *)(blk + 2));
+                const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), lo4);
+                p = _mm256_maddubs_epi16(nib, xv);
+                dw[i] = f16_lut[rd16(blk)];
+            }
+            v[i] = _mm256_madd_epi16(p, ones);
+        }
+        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+        __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+        if (ty == G4_T_Q4_0) isum = _mm_sub_epi32(isum, _mm_set1_epi32(s8[b]));
+        const __m128 scale = _mm_mul_ps(_mm_loadu_ps(dw), _mm_set1_ps(xd[b]));
+        acc = _mm_add_ps(acc, _mm_mul_ps(_mm_cvtepi32_ps(isum), scale));
+    }
+    return acc;
+}
+
+static void q8_task(void *ctx, int64_t c, int tid)
+{
+    const q8_job *j = ctx;
+    const opt_mm *m = &j->m;
+    const int64_t r0 = c * OPT_ROW_CHUNK, r1 = r0 + OPT_ROW_CHUNK < m->rows ? r0 + OPT_ROW_CHUNK : m->rows;
+    for (int t = 0; t < m->T; t++) {
+        const int8_t *xq = q8_x + (int64_t)t * m->cols;
+        const float *xd = q8_d + (int64_t)t * j->nb;
+        const int32_t *s8 = q8_s8 + (int64_t)t * j->nb;
+        for (int64_t r = r0; r < r1; r += 4) {
+            const int R = r1 - r < 4 ? (int)(r1 - r) : 4;
+            const uint8_t *w[4];
+            for (int i = 0; i < 4; i++) w[i] = m->W + (r + (i < R ? i : 0)) * m->rb;
+            float out[4];
+            _mm_storeu_ps(out, j->ty == G4_T_Q8_0 ? q8_rows(G4_T_Q8_0, w, xq, xd, s8, j->nb)
+                                                  : q8_rows(G4_T_Q4_0, w, xq, xd, s8, j->nb));
+            for (int i = 0; i < R; i++) m->Y[(int64_t)t * m->rows + r + i] = out[i];
+        }
+    }
+}
+
+int opt_avx2_q8_gemv(float *Y, const g4_tensor *W, const float *X, int T)
+{
+    const int64_t cols = W->ne[0], rows = W->ne[1], nb = cols / 32;
+    if (T >= G4_Q8_MAX_T || T < 1 || (W->type != G4_T_Q8_0 && W->type != G4_T_Q4_0) || cols % 32 || rows < 1)
+        return -1;
+    if ((int64_t)T * cols > q8_cap) {
+        int8_t *nx = realloc(q8_x, (size_t)(T * cols));
+        if (nx) q8_x = nx;
+        float *nd = realloc(q8_d, sizeof(float) * (size_t)(T * nb));
+        if (nd) q8_d = nd;
+        int32_t *ns = realloc(q8_s8, sizeof(int32_t) * (size_t)(T * nb));
+        if (ns) q8_s8 = ns;
+        if (!nx || !nd || !ns) {                  /* as ref-q8: visible, never another rule */
+            for (int64_t i = 0; i < (int64_t)T * rows; i++) Y[i] = NAN;
+            return 0;
+        }
+        q8_cap = (int64_t)T * cols;
+    }
+    for (int t = 0; t < T; t++) {
+        int8_t *xq = q8_x + (int64_t)t * cols;
+        g4_quant_act_q8(X + (int64_t)t * cols, cols, xq, q8_d + (int64_t)t * nb);
+        for (int64_t b = 0; b < nb; b++) {
+            int32_t s = 0;
+            for (int i = 0; i < 32; i++) s += xq[32 * b + i];
+            q8_s8[(int64_t)t * nb + b] = 8 * s;
+        }
+    }
+    q8_job j = { { Y, X, T, W->data, rows, cols, g4_row_bytes(W->type, cols) }, W->type, nb };
+    opt_parallel(q8_task, &j, (rows + OPT_ROW_CHUNK - 1) / OPT_ROW_CHUNK);
+    return 0;
+}
+
+static void avx2_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
+{
+    if (opt_avx2_q8_gemv(Y, W, X, T) == 0) return;
+    avx2_matmul(Y, W, X, T);
+}
+
 /* ---- exp and tanh ------------------------------------------------------------------------ */
 
 /* e^x for x in [-87.3, 88.3] (below: 0; above: clamped, never reached by the callers) */
@@ -749,6 +860,20 @@ static const g4_kernels K = {
     .fma_peak = avx2_fma_peak,
 };
 
+static const g4_kernels K_q8 = {
+    .name = "avx2-q8",
+    .matmul = avx2_q8_matmul,
+    .rmsnorm = avx2_rmsnorm,
+    .layernorm = avx2_layernorm,
+    .rope = avx2_rope,
+    .attention = avx2_attention,
+    .geglu = avx2_geglu,
+    .softcap = avx2_softcap,
+    .threads = avx2_threads,
+    .fma_peak = avx2_fma_peak,
+    .act_q8 = 1,
+};
+
 #pragma GCC pop_options
 
 /* compiled for the baseline even though the Makefile builds this file with -mavx2 -mfma -mf16c
@@ -771,8 +896,15 @@ const g4_kernels *opt_avx2_table(void)
     return &K;
 }
 
+__attribute__((target("no-avx,no-avx2,no-fma,no-f16c")))
+const g4_kernels *opt_avx2_q8_table(void)
+{
+    return opt_avx2_table() ? &K_q8 : NULL;
+}
+
 #else
 
 const g4_kernels *opt_avx2_table(void) { return NULL; }
+const g4_kernels *opt_avx2_q8_table(void) { return NULL; }
 
 #endif

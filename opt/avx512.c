@@ -13,6 +13,8 @@
  * table's: 512-bit vectors do not pay there on these CPUs (the GEMV is bound by forming the
  * weights, whose byte shuffles and conversions run on fewer ports at 512 bits).
  *
+ * "avx512-q8" is the same table in the opt-in q8 mode (its decode GEMV is opt_avx2_q8_gemv).
+ *
  * Chosen at run time: opt_avx512_table() returns the table only when cpuid reports AVX-512F,
  * the OS saves the zmm state (XCR0 bits 1, 2, 5, 6, 7) and the avx2 table is available.
  * Compiled for any x86-64 (target pragma on the kernels only); elsewhere the getter alone.
@@ -90,6 +92,12 @@ static void avx512_matmul(float *Y, const g4_tensor *W, const float *X, int T)
     base->matmul(Y, W, X, T);
 }
 
+static void avx512_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
+{
+    if (opt_avx2_q8_gemv(Y, W, X, T) == 0) return;
+    avx512_matmul(Y, W, X, T);
+}
+
 /* the machine limit for this table: 12 independent 16-lane FMA chains */
 static void fma_loop(void *ctx)
 {
@@ -120,7 +128,7 @@ static double avx512_fma_peak(int threads, double seconds)
 
 #pragma GCC pop_options
 
-static g4_kernels K;
+static g4_kernels K, K_q8;
 
 /* compiled for the baseline: the check must run on any x86-64 */
 __attribute__((target("no-avx,no-avx2,no-fma,no-f16c")))
@@ -144,12 +152,23 @@ const g4_kernels *opt_avx512_table(void)
         K.name = "avx512";
         K.matmul = avx512_matmul;
         K.fma_peak = avx512_fma_peak;
+        K_q8 = K;
+        K_q8.name = "avx512-q8";
+        K_q8.matmul = avx512_q8_matmul;
+        K_q8.act_q8 = 1;
     }
     return &K;
+}
+
+__attribute__((target("no-avx,no-avx2,no-fma,no-f16c")))
+const g4_kernels *opt_avx512_q8_table(void)
+{
+    return opt_avx512_table() ? &K_q8 : NULL;
 }
 
 #else
 
 const g4_kernels *opt_avx512_table(void) { return NULL; }
+const g4_kernels *opt_avx512_q8_table(void) { return NULL; }
 
 #endif

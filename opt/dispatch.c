@@ -16,12 +16,17 @@
 
 static const g4_kernels *ref_table(void) { return &g4_kernels_ref; }
 
-/* best first */
+static const g4_kernels *ref_q8_table(void) { return &g4_kernels_ref_q8; }
+
+/* best first; the opt-in q8 mode tables last (chosen only by name) */
 const opt_entry opt_tables[] = {
-    { "avx512", opt_avx512_table },
-    { "avx2", opt_avx2_table },
-    { "neon", opt_neon_table },
-    { "ref", ref_table },
+    { "avx512", opt_avx512_table, 0 },
+    { "avx2", opt_avx2_table, 0 },
+    { "neon", opt_neon_table, 0 },
+    { "ref", ref_table, 0 },
+    { "avx512-q8", opt_avx512_q8_table, 1 },
+    { "avx2-q8", opt_avx2_q8_table, 1 },
+    { "ref-q8", ref_q8_table, 1 },
 };
 const int opt_n_tables = (int)(sizeof opt_tables / sizeof opt_tables[0]);
 
@@ -38,10 +43,11 @@ const g4_kernels *g4_kernels_pick(const char *force, g4_err *err)
             }
             return k;
         }
-        g4_fail(err, "unknown kernel table '%s' (known: avx512, avx2, neon, ref)", force);
+        g4_fail(err, "unknown kernel table '%s' (known: avx512, avx2, neon, ref, avx512-q8, avx2-q8, ref-q8)", force);
         return NULL;
     }
     for (int i = 0; i < opt_n_tables; i++) {
+        if (opt_tables[i].opt_in) continue;
         const g4_kernels *k = opt_tables[i].get();
         if (k) return k;
     }

@@ -114,10 +114,21 @@ void opt_attention(opt_head_fn head, float *out, const float *q, int n_heads, in
  * foreign architecture, where the file compiles to the getter alone). */
 const g4_kernels *opt_avx2_table(void);
 const g4_kernels *opt_avx512_table(void);    /* the avx2 table + an AVX-512F prefill GEMM */
+/* the q8 mode (opt-in, docs/NUMERICS.md "q8 mode"): the same tables with int8 activations for
+ * the GEMV of Q8_0/Q4_0 weights, bit-identical to "ref-q8" */
+const g4_kernels *opt_avx2_q8_table(void);
+const g4_kernels *opt_avx512_q8_table(void);
+/* the q8 GEMV (opt/avx2.c): 0 when done, -1 when not applicable (T >= G4_Q8_MAX_T, another
+ * weight type): then run the table's own matmul */
+int opt_avx2_q8_gemv(float *Y, const g4_tensor *W, const float *X, int T);
 const g4_kernels *opt_neon_table(void);      /* armv8.0 Advanced SIMD */
 
 /* every table g4 knows, best first (dispatch.c): name and getter */
-typedef struct { const char *name; const g4_kernels *(*get)(void); } opt_entry;
+typedef struct {
+    const char *name;
+    const g4_kernels *(*get)(void);
+    int opt_in;            /* 1: only when asked for by name (the q8 mode), never picked by itself */
+} opt_entry;
 extern const opt_entry opt_tables[];
 extern const int opt_n_tables;
 

@@ -51,6 +51,14 @@ void  g4_quant_row(g4_type t, const float *in, void *row, int64_t n); /* f32,f16
 /* Reference dot of one stored row with fp32 x: dequantize each block to fp32 and accumulate in
  * fp32, in index order within a block, blocks in order. The fallback every opt kernel is held to. */
 float g4_dot_row(g4_type t, const void *row, const float *x, int64_t n);
+/* The q8 numeric mode (docs/NUMERICS.md "q8 mode"). Activations x[n] (n % 32 == 0) to int8 in
+ * blocks of 32: d[b] = max|x| / 127, q = rint(x * (1 / d[b])) (0 when d[b] = 0; d[b] = NaN when
+ * the block holds a NaN or an infinity, so the result stays non-finite). */
+#define G4_Q8_MAX_T 8
+void g4_quant_act_q8(const float *x, int64_t n, int8_t *q, float *d);
+/* sum over blocks, in order, of (float)(sum_i w_i q_i) * (dw * d[b]), w_i the stored integers
+ * (Q8_0: q; Q4_0: q - 8), products and their sum in int32 (exact); t is Q8_0 or Q4_0 */
+float g4_dot_row_q8(g4_type t, const void *row, const int8_t *q, const float *d, int64_t n);
 
 /* ---------------------------------------------------------------------------------------------
  * A tensor view: a name, a type, a shape in ggml order and a pointer to its bytes (usually into
@@ -322,9 +330,14 @@ typedef struct g4_kernels {
      * timed for about `seconds` (the machine limit bench/kernels.c reports beside each kernel). */
     int (*threads)(int n);
     double (*fma_peak)(int threads, double seconds);
+    /* 1 in the tables of the opt-in "q8" numeric mode ("ref-q8", "avx2-q8", ...): a matmul of
+     * fewer than G4_Q8_MAX_T tokens with Q8_0 or Q4_0 weights rounds each token's activations
+     * to int8 (g4_quant_act_q8) and dots integers (g4_dot_row_q8). 0: fp32 activations. */
+    int act_q8;
 } g4_kernels;
 
 extern const g4_kernels g4_kernels_ref;
+extern const g4_kernels g4_kernels_ref_q8;   /* "ref-q8": ref with the q8 matmul rule */
 /* Pick a table: `force` ("ref", "avx2", ...; NULL = best for this CPU, or $G4_KERNELS).
  * Defined in opt/dispatch.c for the full build and in ref/pick.c for the ref-only build. */
 const g4_kernels *g4_kernels_pick(const char *force, g4_err *err);

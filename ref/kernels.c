@@ -13,6 +13,7 @@
 #include "g4.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 /* Y[t][r] = W[r] . X[t]: one g4_dot_row per output value.
  *   W: rows x cols stored in W->type (ne[0] = cols, ne[1] = rows)
@@ -25,6 +26,42 @@ static void ref_matmul(float *Y, const g4_tensor *W, const float *X, int T)
     for (int t = 0; t < T; t++)
         for (int64_t r = 0; r < rows; r++)
             Y[(int64_t)t * rows + r] = g4_dot_row(W->type, base + r * rb, X + (int64_t)t * cols, cols);
+}
+
+/* The opt-in q8 mode (table "ref-q8", docs/NUMERICS.md "q8 mode"): a matmul of fewer than
+ * G4_Q8_MAX_T tokens (decode, small batches) with Q8_0 or Q4_0 weights rounds each token's
+ * activations to int8 blocks (g4_quant_act_q8) and dots integers (g4_dot_row_q8); any other
+ * matmul is ref_matmul. The rounding scratch grows once and is kept (this table is used from
+ * one thread at a time); if it cannot grow, the call stops with every output NaN (visible,
+ * never a silent switch to another rule). */
+static void ref_matmul_q8(float *Y, const g4_tensor *W, const float *X, int T)
+{
+    const int64_t cols = W->ne[0], rows = W->ne[1];
+    if (T >= G4_Q8_MAX_T || (W->type != G4_T_Q8_0 && W->type != G4_T_Q4_0) || cols % 32 != 0) {
+        ref_matmul(Y, W, X, T);
+        return;
+    }
+    static int8_t *q;            /* [cols] one token's int8 activations */
+    static float *d;             /* [cols / 32] their scales */
+    static int64_t cap;
+    if (cols > cap) {
+        int8_t *nq = realloc(q, (size_t)cols);
+        if (nq) q = nq;
+        float *nd = realloc(d, sizeof(float) * (size_t)(cols / 32));
+        if (nd) d = nd;
+        if (!nq || !nd) {
+            for (int64_t i = 0; i < (int64_t)T * rows; i++) Y[i] = NAN;
+            return;
+        }
+        cap = cols;
+    }
+    const size_t rb = g4_row_bytes(W->type, cols);
+    const uint8_t *base = W->data;
+    for (int t = 0; t < T; t++) {
+        g4_quant_act_q8(X + (int64_t)t * cols, cols, q, d);
+        for (int64_t r = 0; r < rows; r++)
+            Y[(int64_t)t * rows + r] = g4_dot_row_q8(W->type, base + r * rb, q, d, cols);
+    }
 }
 
 /* RMSNorm, Gemma 4 convention (spec 1.4): y = (x * (mean(x^2) + eps)^-1/2) * w.
@@ -142,4 +179,16 @@ const g4_kernels g4_kernels_ref = {
     .attention = ref_attention,
     .geglu = ref_geglu,
     .softcap = ref_softcap,
+};
+
+const g4_kernels g4_kernels_ref_q8 = {
+    .name = "ref-q8",
+    .matmul = ref_matmul_q8,
+    .rmsnorm = ref_rmsnorm,
+    .layernorm = ref_layernorm,
+    .rope = ref_rope,
+    .attention = ref_attention,
+    .geglu = ref_geglu,
+    .softcap = ref_softcap,
+    .act_q8 = 1,
 };

@@ -517,3 +517,50 @@ void g4_quant_row(g4_type t, const float *in, void *row, int64_t n)
         break;
     }
 }
+
+/* ---- q8 activations (the opt-in "q8" numeric mode) -------------------------------------------
+ * ggml's Q8_0 format applied to activations: one fp32 scale per 32 values. Rounding: x * (1/d)
+ * to nearest, ties to even (rintf in the default rounding mode); |q| <= 127 since
+ * |x * (1/d)| <= 127 (1 + 3u). Integer dot products are exact in int32 (|sum| <= 32 * 128 * 127). */
+void g4_quant_act_q8(const float *x, int64_t n, int8_t *q, float *d)
+{
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *xb = x + 32 * b;
+        float amax = 0.0f;
+        int bad = 0;
+        for (int i = 0; i < 32; i++) {
+            const float a = fabsf(xb[i]);
+            if (!isfinite(a)) bad = 1;
+            else if (a > amax) amax = a;
+        }
+        const float db = amax / 127.0f, id = db > 0.0f ? 1.0f / db : 0.0f;
+        for (int i = 0; i < 32; i++) q[32 * b + i] = bad ? 0 : (int8_t)rintf(xb[i] * id);
+        d[b] = bad ? NAN : db;
+    }
+}
+
+float g4_dot_row_q8(g4_type t, const void *row, const int8_t *q, const float *d, int64_t n)
+{
+    const uint8_t *r = row;
+    float sum = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const int8_t *qb = q + 32 * b;
+        int32_t isum = 0;
+        float dw;
+        if (t == G4_T_Q8_0) {
+            const uint8_t *blk = r + 34 * b;                /* f16 d, then 32 int8 */
+            dw = g4_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+            for (int i = 0; i < 32; i++) isum += (int32_t)(int8_t)blk[2 + i] * qb[i];
+        } else {                                            /* Q4_0: f16 d, 16 bytes of nibbles */
+            const uint8_t *blk = r + 18 * b;
+            dw = g4_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+            for (int j = 0; j < 16; j++) {
+                isum += ((int32_t)(blk[2 + j] & 0x0f) - 8) * qb[j];        /* value j */
+                isum += ((int32_t)(blk[2 + j] >> 4) - 8) * qb[j + 16];     /* value j + 16 */
+            }
+        }
+        const float scale = dw * d[b];
+        sum += (float)isum * scale;
+    }
+    return sum;
+}

@@ -35,7 +35,9 @@
  * bit-identical for 1, 2 and 3 threads; batches of < 8 tokens bit-identical to one token at a
  * time, a token's result the same in any batch of >= 8; the GEMM (T >= 8) of every table equal
  * to a scalar fmaf chain in column order, bit for bit (so the same on every ISA); bf16 = 1
- * entries identical to ref (they fall back to it).
+ * entries identical to ref (they fall back to it). Tables of the opt-in q8 mode: their GEMV on
+ * Q8_0/Q4_0 weights bit-identical to ref-q8; ref-q8 itself within its derived bound of ref
+ * (test_q8_mode_bound).
  *
  * G4_TEST_SMALL=1 (tests/test_neon.sh under qemu) shrinks the shapes.
  */
@@ -191,12 +193,21 @@ static void check_mm(const g4_kernels *k, g4_type ty, int64_t rows, int64_t cols
     gbuf Y = gb_new(ny);
     float *Yr = malloc(sizeof(float) * ny);
     double *b1 = malloc(sizeof(double) * ny);
-    g4_kernels_ref.matmul(Yr, &m.W, X, T);
     k->matmul(Y.p, &m.W, X, T);
     CHECK(gb_ok(&Y), "%s %s %lldx%lld T=%d: output canary overwritten", k->name,
           g4_type_name(ty), (long long)rows, (long long)cols, T);
-    mm_bounds(&m, X, T, b1);
-    check_vals(s1, Y.p, Yr, b1, ny);
+    if (k->act_q8 && T < G4_Q8_MAX_T && (ty == G4_T_Q8_0 || ty == G4_T_Q4_0)) {
+        /* the q8 mode's GEMV: bit-identical to ref-q8 */
+        g4_kernels_ref_q8.matmul(Yr, &m.W, X, T);
+        long bad = 0;
+        for (size_t i = 0; i < ny; i++) if (memcmp(&Yr[i], &Y.p[i], sizeof(float))) bad++;
+        CHECK(bad == 0, "%s %s %lldx%lld T=%d: %ld outputs differ from ref-q8", k->name, g4_type_name(ty),
+              (long long)rows, (long long)cols, T, bad);
+    } else {
+        g4_kernels_ref.matmul(Yr, &m.W, X, T);
+        mm_bounds(&m, X, T, b1);
+        check_vals(s1, Y.p, Yr, b1, ny);
+    }
     gb_free(&Y); free(Yr); free(b1); free(X); free_w(&m);
 }
 
@@ -322,6 +333,60 @@ static void test_gemm_serial_fma(void)
         }
         printf("    %s: T >= 8 equals the serial fmaf chain bit for bit, all types: %s\n", k->name, all ? "yes" : "NO");
     }
+}
+
+/* The q8 mode's own error (ref-q8 vs ref, Q8_0 and Q4_0 weights, T < 8), derived: with
+ * x^ = d q the rounded activations, |x - x^| <= d (1/2 + 2^-12) (rounding to nearest of
+ * x * fl(1/d), whose two roundings move it by < 2 * 127 u); the fp32 part of ref-q8 (a product
+ * of two scales, a product, a sum over nb blocks) is within gamma(nb + 2) sum |w x^|, ref's sum
+ * within gamma(n) sum |w x|. So
+ *   |ref-q8 - ref| <= sum_b d_b (1/2 + 2^-12) sum_{i in b} |w_i| + gamma(nb + 2) sum |w x^|
+ *                     + gamma(n) sum |w x|.
+ * Non-finite activations must give non-finite outputs (d = NaN), never a silent 0. */
+static void test_q8_mode_bound(void)
+{
+    static const g4_type qt[] = { G4_T_Q8_0, G4_T_Q4_0 };
+    double worst = 0;
+    long n_out = 0;
+    for (int yi = 0; yi < 2; yi++) {
+        const int64_t rows = 37, cols = 288, nb = cols / 32;
+        const int T = 7;
+        wmat m = make_w(qt[yi], rows, cols);
+        float *X = make_x(T, cols), *Y = malloc(sizeof(float) * T * rows), *Yr = malloc(sizeof(float) * T * rows);
+        float d[9];
+        int8_t q[288];
+        g4_kernels_ref_q8.matmul(Y, &m.W, X, T);
+        g4_kernels_ref.matmul(Yr, &m.W, X, T);
+        for (int t = 0; t < T; t++) {
+            const float *x = X + (int64_t)t * cols;
+            g4_quant_act_q8(x, cols, q, d);
+            for (int64_t r = 0; r < rows; r++) {
+                const float *w = m.wdeq + r * cols;
+                double b = 0, sq = 0, sx = 0;
+                for (int64_t i = 0; i < cols; i++) {
+                    b += d[i / 32] * (0.5 + 1.0 / 4096) * fabs(w[i]);
+                    sq += fabs((double)w[i] * d[i / 32] * q[i]);
+                    sx += fabs((double)w[i] * x[i]);
+                }
+                b += gam((double)nb + 2) * sq + gam((double)cols) * sx;
+                const double e = fabs((double)Y[t * rows + r] - Yr[t * rows + r]);
+                CHECK(isfinite(Y[t * rows + r]) && e <= b, "ref-q8 %s t=%d r=%lld: |q8 - exact| %g > bound %g",
+                      g4_type_name(qt[yi]), t, (long long)r, e, b);
+                if (b > 0 && e / b > worst) worst = e / b;
+                n_out++;
+            }
+        }
+        /* a NaN or an infinity in a block poisons that token's outputs */
+        X[5] = NAN; X[cols + 40] = INFINITY;
+        g4_kernels_ref_q8.matmul(Y, &m.W, X, 2);
+        long fin = 0;
+        for (int64_t i = 0; i < 2 * rows; i++) if (isfinite(Y[i])) fin++;
+        CHECK(fin == 0, "ref-q8 %s: %ld finite outputs from non-finite activations", g4_type_name(qt[yi]), fin);
+        free(X); free(Y); free(Yr); free_w(&m);
+    }
+    printf("    ref-q8 vs ref (q8_0, q4_0): %ld outputs, worst err/bound %.3g; non-finite inputs stay non-finite\n",
+           n_out, worst);
+    CHECK(worst > 0.01, "the q8 bound is never approached (%.3g): not a useful checker", worst);
 }
 
 /* ---- norms, rope -------------------------------------------------------------------------- */
@@ -671,7 +736,7 @@ int main(void)
     printf("# opt tables on this CPU:");
     for (int i = 0; i < opt_n_tables; i++) {
         const g4_kernels *k = opt_tables[i].get();
-        if (!k || k == &g4_kernels_ref) continue;
+        if (!k || k == &g4_kernels_ref || k == &g4_kernels_ref_q8) continue;
         tables[n_tables++] = k;
         printf(" %s", k->name);
     }
@@ -683,6 +748,7 @@ int main(void)
     RUN(test_matmul_large);
     RUN(test_matmul_invariance);
     RUN(test_gemm_serial_fma);
+    RUN(test_q8_mode_bound);
     RUN(test_rmsnorm);
     RUN(test_layernorm);
     RUN(test_rope);
