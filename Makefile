@@ -4,7 +4,7 @@
 #   make run        run the built-in default model (synthetic tiny, in memory)
 #   make test       build and run every test; last line "N passed, N failed"
 #   make bench      end-to-end and kernel benchmarks (JSON lines)
-#   make bench-12b  the 12B table of docs/BENCH.md (Q4_0/Q8_0, 1 and 2 threads; ~30 min)
+#   make bench-12b  the 12B table of docs/BENCH.md (Q4_0/Q8_0, 1 and 2 threads; ~40 min)
 #   make clean
 
 CC      ?= cc
@@ -85,7 +85,7 @@ test: all $(TEST_BIN) $(ASAN_BIN) $(B)/asan/g4
 bench: $(B)/g4
 	bash bench/run.sh $(B)/g4
 
-# the 12B end-to-end table of docs/BENCH.md (writes two synthetic GGUFs once; ~30 min)
+# the 12B end-to-end table of docs/BENCH.md (writes two synthetic GGUFs once; ~40 min)
 bench-12b: $(B)/g4
 	@bash bench/e2e12b.sh $(B)/g4
 
