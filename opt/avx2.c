@@ -848,13 +848,7 @@ static void fma_loop(void *ctx)
 
 static double avx2_fma_peak(int threads, double seconds)
 {
-    int64_t iters = 1 << 20;
-    double t = opt_time_threads(fma_loop, &iters, 1);
-    if (t <= 0) return -1;
-    iters = (int64_t)(iters * (seconds / t));
-    if (iters < (1 << 20)) iters = 1 << 20;
-    t = opt_time_threads(fma_loop, &iters, threads);
-    return t > 0 ? (double)threads * (double)iters * 12 * 8 * 2 / t / 1e9 : -1;
+    return opt_fma_peak(fma_loop, 12 * 8 * 2, 1 << 20, threads, seconds);
 }
 
 static const g4_kernels K = {
@@ -868,20 +862,6 @@ static const g4_kernels K = {
     .softcap = avx2_softcap,
     .threads = avx2_threads,
     .fma_peak = avx2_fma_peak,
-};
-
-static const g4_kernels K_q8 = {
-    .name = "avx2-q8",
-    .matmul = avx2_q8_matmul,
-    .rmsnorm = avx2_rmsnorm,
-    .layernorm = avx2_layernorm,
-    .rope = avx2_rope,
-    .attention = avx2_attention,
-    .geglu = avx2_geglu,
-    .softcap = avx2_softcap,
-    .threads = avx2_threads,
-    .fma_peak = avx2_fma_peak,
-    .act_q8 = 1,
 };
 
 #pragma GCC pop_options
@@ -906,10 +886,19 @@ const g4_kernels *opt_avx2_table(void)
     return &K;
 }
 
+static g4_kernels K_q8;     /* "avx2-q8": K with the q8 GEMV first */
+
 __attribute__((target("no-avx,no-avx2,no-fma,no-f16c")))
 const g4_kernels *opt_avx2_q8_table(void)
 {
-    return opt_avx2_table() ? &K_q8 : NULL;
+    if (!opt_avx2_table()) return NULL;
+    if (!K_q8.name) {
+        K_q8 = K;
+        K_q8.name = "avx2-q8";
+        K_q8.matmul = avx2_q8_matmul;
+        K_q8.act_q8 = 1;
+    }
+    return &K_q8;
 }
 
 #else

@@ -113,13 +113,7 @@ static void fma_loop(void *ctx)
 
 static double avx512_fma_peak(int threads, double seconds)
 {
-    int64_t iters = 1 << 20;
-    double t = opt_time_threads(fma_loop, &iters, 1);
-    if (t <= 0) return -1;
-    iters = (int64_t)(iters * (seconds / t));
-    if (iters < (1 << 20)) iters = 1 << 20;
-    t = opt_time_threads(fma_loop, &iters, threads);
-    return t > 0 ? (double)threads * (double)iters * 12 * 16 * 2 / t / 1e9 : -1;
+    return opt_fma_peak(fma_loop, 12 * 16 * 2, 1 << 20, threads, seconds);
 }
 
 #pragma GCC pop_options

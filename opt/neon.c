@@ -514,13 +514,7 @@ static void fma_loop(void *ctx)
 
 static double neon_fma_peak(int threads, double seconds)
 {
-    int64_t iters = 1 << 18;
-    double t = opt_time_threads(fma_loop, &iters, 1);
-    if (t <= 0) return -1;
-    iters = (int64_t)(iters * (seconds / t));
-    if (iters < (1 << 18)) iters = 1 << 18;
-    t = opt_time_threads(fma_loop, &iters, threads);
-    return t > 0 ? (double)threads * (double)iters * 16 * 4 * 2 / t / 1e9 : -1;
+    return opt_fma_peak(fma_loop, 16 * 4 * 2, 1 << 18, threads, seconds);
 }
 
 static const g4_kernels K = {

@@ -46,6 +46,10 @@ int opt_scratch_reserve(size_t n);   /* every thread in use gets >= n floats; 0 
 /* benchmarks only: run fn(ctx) once on each of n new threads (the caller is one of them),
  * released together; returns the wall seconds until all finished, -1 on error */
 double opt_time_threads(void (*fn)(void *ctx), void *ctx, int n);
+/* the fma_peak entries: loop(&iters) runs `iters` iterations of `flops` FLOPs; it is timed
+ * once on 1 thread (at least min_iters) to size a run of about `seconds`, then on `threads`
+ * threads. GFLOP/s of all threads together, -1 on error. */
+double opt_fma_peak(void (*loop)(void *ctx), double flops, int64_t min_iters, int threads, double seconds);
 
 /* ---- matmul driver (opt/gemm.c) ------------------------------------------------------------ */
 

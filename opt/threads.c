@@ -206,3 +206,14 @@ double opt_time_threads(void (*fn)(void *ctx), void *ctx, int n)
     for (int i = 1; i < n; i++) pthread_join(th[i], NULL);
     return g4_now() - t0;
 }
+
+double opt_fma_peak(void (*loop)(void *ctx), double flops, int64_t min_iters, int threads, double seconds)
+{
+    int64_t iters = min_iters;
+    double t = opt_time_threads(loop, &iters, 1);
+    if (t <= 0) return -1;
+    iters = (int64_t)(iters * (seconds / t));
+    if (iters < min_iters) iters = min_iters;
+    t = opt_time_threads(loop, &iters, threads);
+    return t > 0 ? (double)threads * (double)iters * flops / t / 1e9 : -1;
+}
