@@ -26,6 +26,7 @@ const opt_entry opt_tables[] = {
     { "ref", ref_table, 0 },
     { "avx512-q8", opt_avx512_q8_table, 1 },
     { "avx2-q8", opt_avx2_q8_table, 1 },
+    { "neon-q8", opt_neon_q8_table, 1 },
     { "ref-q8", ref_q8_table, 1 },
 };
 const int opt_n_tables = (int)(sizeof opt_tables / sizeof opt_tables[0]);
@@ -43,7 +44,7 @@ const g4_kernels *g4_kernels_pick(const char *force, g4_err *err)
             }
             return k;
         }
-        g4_fail(err, "unknown kernel table '%s' (known: avx512, avx2, neon, ref, avx512-q8, avx2-q8, ref-q8)", force);
+        g4_fail(err, "unknown kernel table '%s' (known: avx512, avx2, neon, ref, avx512-q8, avx2-q8, neon-q8, ref-q8)", force);
         return NULL;
     }
     for (int i = 0; i < opt_n_tables; i++) {

@@ -17,6 +17,7 @@
  */
 #include "opt.h"
 
+#include <math.h>
 #include <stdlib.h>
 
 /* ---- matmul ------------------------------------------------------------------------------- */
@@ -136,6 +137,67 @@ int opt_gemm(const opt_gemm_isa *g, float *Y, const g4_tensor *W, const float *X
         j.tgp = p; j.t0 = t0; j.nt = nt;
         opt_parallel(gemm_task, &j, (rows + OPT_GEMM_ROWS - 1) / OPT_GEMM_ROWS);
     }
+    return 0;
+}
+
+/* ---- the q8 mode's GEMV driver (opt.h, docs/NUMERICS.md "q8 mode") ------------------------ */
+
+static int8_t *q8_x;          /* [T][cols] rounded activations; grow, never shrink */
+static float *q8_d;           /* [T][cols / 32] their scales */
+static int32_t *q8_s;         /* [T][cols / 32] sum of the block's q (for the offsets) */
+static int64_t q8_cap;        /* values of q8_x */
+
+typedef struct { opt_mm m; int ty; int64_t nb; opt_q8_rows_fn rows; } q8_job;
+
+static void q8_task(void *ctx, int64_t c, int tid)
+{
+    const q8_job *j = ctx;
+    const opt_mm *m = &j->m;
+    const int64_t r0 = c * OPT_ROW_CHUNK, r1 = r0 + OPT_ROW_CHUNK < m->rows ? r0 + OPT_ROW_CHUNK : m->rows;
+    for (int t = 0; t < m->T; t++) {
+        const int8_t *xq = q8_x + (int64_t)t * m->cols;
+        const float *xd = q8_d + (int64_t)t * j->nb;
+        const int32_t *sq = q8_s + (int64_t)t * j->nb;
+        for (int64_t r = r0; r < r1; r += 4) {
+            const int R = r1 - r < 4 ? (int)(r1 - r) : 4;
+            const uint8_t *w[4];
+            for (int i = 0; i < 4; i++) w[i] = m->W + (r + (i < R ? i : 0)) * m->rb;
+            float out[4];
+            j->rows(j->ty, w, xq, xd, sq, j->nb, out);
+            for (int i = 0; i < R; i++) m->Y[(int64_t)t * m->rows + r + i] = out[i];
+        }
+    }
+}
+
+int opt_q8_gemv(opt_q8_rows_fn rows, float *Y, const g4_tensor *W, const float *X, int T)
+{
+    const int64_t cols = W->ne[0], rows_n = W->ne[1], nb = cols / 32;
+    if (T >= G4_Q8_MAX_T || T < 1 || (W->type != G4_T_Q8_0 && W->type != G4_T_Q4_0) || cols % 32 || rows_n < 1)
+        return -1;
+    if ((int64_t)T * cols > q8_cap) {
+        int8_t *nx = realloc(q8_x, (size_t)(T * cols));
+        if (nx) q8_x = nx;
+        float *nd = realloc(q8_d, sizeof(float) * (size_t)(T * nb));
+        if (nd) q8_d = nd;
+        int32_t *ns = realloc(q8_s, sizeof(int32_t) * (size_t)(T * nb));
+        if (ns) q8_s = ns;
+        if (!nx || !nd || !ns) {                  /* as ref-q8: visible, never another rule */
+            for (int64_t i = 0; i < (int64_t)T * rows_n; i++) Y[i] = NAN;
+            return 0;
+        }
+        q8_cap = (int64_t)T * cols;
+    }
+    for (int t = 0; t < T; t++) {
+        int8_t *xq = q8_x + (int64_t)t * cols;
+        g4_quant_act_q8(X + (int64_t)t * cols, cols, xq, q8_d + (int64_t)t * nb);
+        for (int64_t b = 0; b < nb; b++) {
+            int32_t sum = 0;
+            for (int i = 0; i < 32; i++) sum += xq[32 * b + i];
+            q8_s[(int64_t)t * nb + b] = sum;
+        }
+    }
+    q8_job j = { { Y, X, T, W->data, rows_n, cols, g4_row_bytes(W->type, cols) }, W->type, nb, rows };
+    opt_parallel(q8_task, &j, (rows_n + OPT_ROW_CHUNK - 1) / OPT_ROW_CHUNK);
     return 0;
 }
 

@@ -18,6 +18,8 @@
 #if defined(__aarch64__)
 
 #include <arm_neon.h>
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
 #include <math.h>
 #include <string.h>
 
@@ -527,8 +529,116 @@ static const g4_kernels K = {
 /* Advanced SIMD is part of every armv8.0 core */
 const g4_kernels *opt_neon_table(void) { return &K; }
 
+/* ---- the q8 mode's GEMV ("neon-q8"; docs/NUMERICS.md "q8 mode") ---------------------------
+ * Bit-identical to ref-q8: per block and row the integer dot of the signed weights (Q8_0 q,
+ * Q4_0 q - 8, both int8) with the int8 activations, exact in int32 whatever the order
+ * (armv8.0: vmull_s8 to int16, vpadalq_s16 into int32; with the dotprod extension, chosen at
+ * run time from HWCAP: vdotq_s32), summed across lanes (vaddvq_s32); then ref-q8's fp32 part
+ * for 4 rows in the 4 lanes: scale = dw * dx, sum = sum + (float)isum * scale, separately
+ * rounded (no contraction: -ffp-contract=off). */
+
+/* the 32 signed weights of block b of a row */
+AI void q8_wbytes(const int ty, const uint8_t *row, int64_t b, int8x16_t *lo, int8x16_t *hi, float *dw)
+{
+    if (ty == G4_T_Q8_0) {
+        const uint8_t *blk = row + 34 * b;
+        *dw = f16s(blk);
+        *lo = vld1q_s8((const int8_t *)(blk + 2));
+        *hi = vld1q_s8((const int8_t *)(blk + 18));
+    } else {
+        const uint8_t *blk = row + 18 * b;
+        *dw = f16s(blk);
+        const uint8x16_t raw = vld1q_u8(blk + 2);
+        *lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(raw, vdupq_n_u8(0x0f))), vdupq_n_s8(8));   /* values 0..15 */
+        *hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(raw, 4)), vdupq_n_s8(8));                /* values 16..31 */
+    }
+}
+
+AI int32_t idot_v80(int8x16_t wl, int8x16_t wh, int8x16_t xl, int8x16_t xh)
+{
+    int32x4_t a = vpaddlq_s16(vmull_s8(vget_low_s8(wl), vget_low_s8(xl)));
+    a = vpadalq_s16(a, vmull_high_s8(wl, xl));
+    a = vpadalq_s16(a, vmull_s8(vget_low_s8(wh), vget_low_s8(xh)));
+    a = vpadalq_s16(a, vmull_high_s8(wh, xh));
+    return vaddvq_s32(a);
+}
+
+AI float32x4_t q8_rows4(const int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, int64_t nb)
+{
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    for (int64_t b = 0; b < nb; b++) {
+        const int8x16_t xl = vld1q_s8(xq + 32 * b), xh = vld1q_s8(xq + 32 * b + 16);
+        int32_t is[4];
+        float dw[4];
+        for (int i = 0; i < 4; i++) {
+            int8x16_t wl, wh;
+            q8_wbytes(ty, w[i], b, &wl, &wh, &dw[i]);
+            is[i] = idot_v80(wl, wh, xl, xh);
+        }
+        const float32x4_t scale = vmulq_f32(vld1q_f32(dw), vdupq_n_f32(xd[b]));
+        acc = vaddq_f32(acc, vmulq_f32(vcvtq_f32_s32(vld1q_s32(is)), scale));
+    }
+    return acc;
+}
+
+static void q8_rows_neon(int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, const int32_t *sq,
+                         int64_t nb, float out[4])
+{
+    vst1q_f32(out, ty == G4_T_Q8_0 ? q8_rows4(G4_T_Q8_0, w, xq, xd, nb) : q8_rows4(G4_T_Q4_0, w, xq, xd, nb));
+}
+
+#pragma GCC push_options
+#pragma GCC target("arch=armv8.2-a+dotprod")
+AI float32x4_t q8_rows4_dot(const int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, int64_t nb)
+{
+    float32x4_t acc = vdupq_n_f32(0.0f);
+    for (int64_t b = 0; b < nb; b++) {
+        const int8x16_t xl = vld1q_s8(xq + 32 * b), xh = vld1q_s8(xq + 32 * b + 16);
+        int32_t is[4];
+        float dw[4];
+        for (int i = 0; i < 4; i++) {
+            int8x16_t wl, wh;
+            q8_wbytes(ty, w[i], b, &wl, &wh, &dw[i]);
+            is[i] = vaddvq_s32(vdotq_s32(vdotq_s32(vdupq_n_s32(0), wl, xl), wh, xh));
+        }
+        const float32x4_t scale = vmulq_f32(vld1q_f32(dw), vdupq_n_f32(xd[b]));
+        acc = vaddq_f32(acc, vmulq_f32(vcvtq_f32_s32(vld1q_s32(is)), scale));
+    }
+    return acc;
+}
+
+static void q8_rows_dot(int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, const int32_t *sq,
+                        int64_t nb, float out[4])
+{
+    vst1q_f32(out, ty == G4_T_Q8_0 ? q8_rows4_dot(G4_T_Q8_0, w, xq, xd, nb) : q8_rows4_dot(G4_T_Q4_0, w, xq, xd, nb));
+}
+#pragma GCC pop_options
+
+static opt_q8_rows_fn q8_rows;       /* set by the getter: q8_rows_dot or q8_rows_neon */
+
+static void neon_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
+{
+    if (opt_q8_gemv(q8_rows, Y, W, X, T) == 0) return;
+    neon_matmul(Y, W, X, T);
+}
+
+static g4_kernels K_q8;
+
+const g4_kernels *opt_neon_q8_table(void)
+{
+    if (!q8_rows) {
+        q8_rows = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? q8_rows_dot : q8_rows_neon;
+        K_q8 = K;
+        K_q8.name = "neon-q8";
+        K_q8.matmul = neon_q8_matmul;
+        K_q8.act_q8 = 1;
+    }
+    return &K_q8;
+}
+
 #else
 
 const g4_kernels *opt_neon_table(void) { return NULL; }
+const g4_kernels *opt_neon_q8_table(void) { return NULL; }
 
 #endif

@@ -122,7 +122,8 @@ const g4_kernels *opt_avx512_table(void);    /* the avx2 table + an AVX-512F pre
  * the GEMV of Q8_0/Q4_0 weights, bit-identical to "ref-q8" */
 const g4_kernels *opt_avx2_q8_table(void);
 const g4_kernels *opt_avx512_q8_table(void);
-/* the q8 GEMV driver (opt/avx2.c): rounds the T tokens' activations (g4_quant_act_q8, with
+const g4_kernels *opt_neon_q8_table(void);      /* vdotq_s32 when HWCAP has dotprod */
+/* the q8 GEMV driver (opt/gemm.c): rounds the T tokens' activations (g4_quant_act_q8, with
  * sq = the sum of each block's q) and runs `rows` over 4-row groups on the pool. rows: the 4
  * serial sums of rows w[0..3] (repeats allowed) for one token, exactly ref-q8's. Returns 0 when
  * done, -1 when not applicable (T >= G4_Q8_MAX_T, another weight type): then run the table's

@@ -67,7 +67,7 @@ static const char *usage_run =
     "  --bf16                round to bf16 where the HF bf16 reference does (spec 1.6a)\n"
     "  --kernels NAME        kernel table (default: best for this CPU, or $G4_KERNELS): avx512,\n"
     "                        avx2, neon, ref; the opt-in q8 mode (int8 activations in decode,\n"
-    "                        faster, not exact): avx512-q8, avx2-q8, ref-q8\n"
+    "                        faster, not exact): avx512-q8, avx2-q8, neon-q8, ref-q8\n"
     "  -t N                  threads for the opt kernels (sets $G4_THREADS; default: online\n"
     "                        CPUs); results do not depend on it\n"
     "  --mem-limit SIZE      refuse to run above this (e.g. 16G; default: MemAvailable)\n"

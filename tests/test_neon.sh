@@ -2,7 +2,9 @@
 #
 # Builds build/aarch64/tests/test_kernels and test_opt with $CROSS"gcc" (make aarch64; static
 # binaries, no libpng) and runs them under qemu-aarch64 twice: on qemu's default CPU and on an
-# emulated Cortex-A53 (plain armv8.0: proves the table uses no later instruction). test_kernels
+# emulated Cortex-A53 (plain armv8.0: proves the table uses no later instruction). The opt-in
+# "neon-q8" table picks vdotq_s32 from HWCAP: qemu's default CPU has the dotprod extension, the
+# Cortex-A53 does not, so the two runs cover both of its kernels. test_kernels
 # runs on small shapes (G4_TEST_SMALL=1). The inner PASS/FAIL lines are prefixed with
 # "aarch64:" or "a53:" so tests/run.sh counts them apart from the x86 ones.
 # Missing cross tools are a FAIL, not a skip: CI installs them (.ci/run).
