@@ -83,7 +83,7 @@ test: all $(TEST_BIN) $(ASAN_BIN) $(B)/asan/g4
 	@G4=$(B)/g4 G4_REF=$(B)/g4-ref G4_ASAN=$(B)/asan/g4 bash tests/run.sh $(TEST_BIN) $(ASAN_BIN) $(wildcard tests/test_*.sh)
 
 bench: $(B)/g4
-	bash bench/run.sh $(B)/g4
+	@bash bench/run.sh $(B)/g4
 
 # the 12B end-to-end table of docs/BENCH.md (writes two synthetic GGUFs once; ~40 min)
 bench-12b: $(B)/g4
