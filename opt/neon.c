@@ -68,29 +68,24 @@ AI float ldw1(const int ty, const uint8_t *row, int64_t k)
     return ty == TY_F16 ? g4_f16_to_f32(h) : g4_bf16_to_f32(h);
 }
 
-AI void fp_tile(const int ty, const int R, const int N, const opt_mm *m, int64_t r, int t)
+/* rows r .. r+R-1 (R <= 4) x token t: one 4-lane FMA accumulator per row, columns in order, the
+ * fixed horizontal sum, then the cols % 4 tail with scalar FMA */
+AI void fp_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
 {
     const int64_t cols = m->cols, k4 = cols & ~(int64_t)3;
+    const float *x = m->X + (int64_t)t * cols;
     const uint8_t *w[4];
-    const float *x[8];
-    float32x4_t acc[4][8];
-    for (int i = 0; i < R; i++) {
-        w[i] = m->W + (r + i) * m->rb;
-        for (int j = 0; j < N; j++) acc[i][j] = vdupq_n_f32(0.0f);
-    }
-    for (int j = 0; j < N; j++) x[j] = m->X + (int64_t)(t + j) * cols;
+    float32x4_t acc[4];
+    for (int i = 0; i < R; i++) { w[i] = m->W + (r + i) * m->rb; acc[i] = vdupq_n_f32(0.0f); }
     for (int64_t k = 0; k < k4; k += 4) {
-        for (int i = 0; i < R; i++) {
-            const float32x4_t wv = ldw4(ty, w[i], k);
-            for (int j = 0; j < N; j++) acc[i][j] = vfmaq_f32(acc[i][j], wv, vld1q_f32(x[j] + k));
-        }
+        const float32x4_t xv = vld1q_f32(x + k);
+        for (int i = 0; i < R; i++) acc[i] = vfmaq_f32(acc[i], ldw4(ty, w[i], k), xv);
     }
-    for (int i = 0; i < R; i++)
-        for (int j = 0; j < N; j++) {
-            float s = hsum4(acc[i][j]);
-            for (int64_t k = k4; k < cols; k++) s = fmaf(ldw1(ty, w[i], k), x[j][k], s);
-            m->Y[(int64_t)(t + j) * m->rows + r + i] = s;
-        }
+    for (int i = 0; i < R; i++) {
+        float s = hsum4(acc[i]);
+        for (int64_t k = k4; k < cols; k++) s = fmaf(ldw1(ty, w[i], k), x[k], s);
+        m->Y[(int64_t)t * m->rows + r + i] = s;
+    }
 }
 
 /* GEMV rows [r0, r1) x every token, one token at a time in 4-row tiles; used for decode and
@@ -100,8 +95,8 @@ AI void fp_tile(const int ty, const int R, const int N, const opt_mm *m, int64_t
     {                                                                                         \
         for (int t = 0; t < m->T; t++) {                                                      \
             int64_t r = r0;                                                                   \
-            for (; r + 4 <= r1; r += 4) TILE(ty, 4, 1, m, r, t);                              \
-            for (; r < r1; r++) TILE(ty, 1, 1, m, r, t);                                      \
+            for (; r + 4 <= r1; r += 4) TILE(ty, 4, m, r, t);                                 \
+            for (; r < r1; r++) TILE(ty, 1, m, r, t);                                         \
         }                                                                                     \
     }
 
@@ -181,29 +176,21 @@ AI void deq32(const int ty, const uint8_t *row, int64_t b, float32x4_t w[8])
     }
 }
 
-AI void dq_tile(const int ty, const int R, const int N, const opt_mm *m, int64_t r, int t)
+/* as fp_tile, the 8 weight vectors of each block formed by deq32 */
+AI void dq_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
 {
     const int64_t nb = m->cols / 32;
+    const float *x = m->X + (int64_t)t * m->cols;
     const uint8_t *wr[4];
-    const float *x[8];
-    float32x4_t acc[4][8];
-    for (int i = 0; i < R; i++) {
-        wr[i] = m->W + (r + i) * m->rb;
-        for (int j = 0; j < N; j++) acc[i][j] = vdupq_n_f32(0.0f);
-    }
-    for (int j = 0; j < N; j++) x[j] = m->X + (int64_t)(t + j) * m->cols;
-    for (int64_t b = 0; b < nb; b++) {
+    float32x4_t acc[4];
+    for (int i = 0; i < R; i++) { wr[i] = m->W + (r + i) * m->rb; acc[i] = vdupq_n_f32(0.0f); }
+    for (int64_t b = 0; b < nb; b++)
         for (int i = 0; i < R; i++) {
             float32x4_t w[8];
             deq32(ty, wr[i], b, w);
-            for (int j = 0; j < N; j++) {
-                const float *xb = x[j] + 32 * b;
-                for (int k = 0; k < 8; k++) acc[i][j] = vfmaq_f32(acc[i][j], w[k], vld1q_f32(xb + 4 * k));
-            }
+            for (int k = 0; k < 8; k++) acc[i] = vfmaq_f32(acc[i], w[k], vld1q_f32(x + 32 * b + 4 * k));
         }
-    }
-    for (int i = 0; i < R; i++)
-        for (int j = 0; j < N; j++) m->Y[(int64_t)(t + j) * m->rows + r + i] = hsum4(acc[i][j]);
+    for (int i = 0; i < R; i++) m->Y[(int64_t)t * m->rows + r + i] = hsum4(acc[i]);
 }
 
 DEFINE_ROWS(rows_q8_0, dq_tile, G4_T_Q8_0)
@@ -563,55 +550,44 @@ AI int32_t idot_v80(int8x16_t wl, int8x16_t wh, int8x16_t xl, int8x16_t xh)
     return vaddvq_s32(a);
 }
 
-AI float32x4_t q8_rows4(const int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, int64_t nb)
-{
-    float32x4_t acc = vdupq_n_f32(0.0f);
-    for (int64_t b = 0; b < nb; b++) {
-        const int8x16_t xl = vld1q_s8(xq + 32 * b), xh = vld1q_s8(xq + 32 * b + 16);
-        int32_t is[4];
-        float dw[4];
-        for (int i = 0; i < 4; i++) {
-            int8x16_t wl, wh;
-            q8_wbytes(ty, w[i], b, &wl, &wh, &dw[i]);
-            is[i] = idot_v80(wl, wh, xl, xh);
-        }
-        const float32x4_t scale = vmulq_f32(vld1q_f32(dw), vdupq_n_f32(xd[b]));
-        acc = vaddq_f32(acc, vmulq_f32(vcvtq_f32_s32(vld1q_s32(is)), scale));
+/* The rows function over 4 rows, for one integer-dot kernel IDOT(wl, wh, xl, xh): written once,
+ * expanded twice (armv8.0 below, dotprod inside its target region: a dotprod kernel cannot be
+ * inlined into code built for armv8.0) */
+#define DEFINE_Q8_ROWS(name, IDOT)                                                             \
+    AI float32x4_t name##_4(const int ty, const uint8_t *const w[4], const int8_t *xq,        \
+                            const float *xd, int64_t nb)                                      \
+    {                                                                                         \
+        float32x4_t acc = vdupq_n_f32(0.0f);                                                  \
+        for (int64_t b = 0; b < nb; b++) {                                                    \
+            const int8x16_t xl = vld1q_s8(xq + 32 * b), xh = vld1q_s8(xq + 32 * b + 16);      \
+            int32_t is[4];                                                                    \
+            float dw[4];                                                                      \
+            for (int i = 0; i < 4; i++) {                                                     \
+                int8x16_t wl, wh;                                                             \
+                q8_wbytes(ty, w[i], b, &wl, &wh, &dw[i]);                                     \
+                is[i] = IDOT(wl, wh, xl, xh);                                                 \
+            }                                                                                 \
+            const float32x4_t scale = vmulq_f32(vld1q_f32(dw), vdupq_n_f32(xd[b]));           \
+            acc = vaddq_f32(acc, vmulq_f32(vcvtq_f32_s32(vld1q_s32(is)), scale));             \
+        }                                                                                     \
+        return acc;                                                                           \
+    }                                                                                         \
+    static void name(int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd,    \
+                     const int32_t *sq, int64_t nb, float out[4])                             \
+    {                                                                                         \
+        vst1q_f32(out, ty == G4_T_Q8_0 ? name##_4(G4_T_Q8_0, w, xq, xd, nb)                   \
+                                       : name##_4(G4_T_Q4_0, w, xq, xd, nb));                 \
     }
-    return acc;
-}
 
-static void q8_rows_neon(int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, const int32_t *sq,
-                         int64_t nb, float out[4])
-{
-    vst1q_f32(out, ty == G4_T_Q8_0 ? q8_rows4(G4_T_Q8_0, w, xq, xd, nb) : q8_rows4(G4_T_Q4_0, w, xq, xd, nb));
-}
+DEFINE_Q8_ROWS(q8_rows_neon, idot_v80)
 
 #pragma GCC push_options
 #pragma GCC target("arch=armv8.2-a+dotprod")
-AI float32x4_t q8_rows4_dot(const int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, int64_t nb)
+AI int32_t idot_dot(int8x16_t wl, int8x16_t wh, int8x16_t xl, int8x16_t xh)
 {
-    float32x4_t acc = vdupq_n_f32(0.0f);
-    for (int64_t b = 0; b < nb; b++) {
-        const int8x16_t xl = vld1q_s8(xq + 32 * b), xh = vld1q_s8(xq + 32 * b + 16);
-        int32_t is[4];
-        float dw[4];
-        for (int i = 0; i < 4; i++) {
-            int8x16_t wl, wh;
-            q8_wbytes(ty, w[i], b, &wl, &wh, &dw[i]);
-            is[i] = vaddvq_s32(vdotq_s32(vdotq_s32(vdupq_n_s32(0), wl, xl), wh, xh));
-        }
-        const float32x4_t scale = vmulq_f32(vld1q_f32(dw), vdupq_n_f32(xd[b]));
-        acc = vaddq_f32(acc, vmulq_f32(vcvtq_f32_s32(vld1q_s32(is)), scale));
-    }
-    return acc;
+    return vaddvq_s32(vdotq_s32(vdotq_s32(vdupq_n_s32(0), wl, xl), wh, xh));
 }
-
-static void q8_rows_dot(int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, const int32_t *sq,
-                        int64_t nb, float out[4])
-{
-    vst1q_f32(out, ty == G4_T_Q8_0 ? q8_rows4_dot(G4_T_Q8_0, w, xq, xd, nb) : q8_rows4_dot(G4_T_Q4_0, w, xq, xd, nb));
-}
+DEFINE_Q8_ROWS(q8_rows_dot, idot_dot)
 #pragma GCC pop_options
 
 static opt_q8_rows_fn q8_rows;       /* set by the getter: q8_rows_dot or q8_rows_neon */
