@@ -11,6 +11,9 @@
  *                Several copies of the matrix are cycled through so the working set (>= 256 MiB)
  *                never fits a cache: weight bytes stream from DRAM as in a decode step. Reported
  *                as GB/s of weights and as a fraction of dram_read on the same thread count.
+ *   gemv_cached_<type>  the same GEMV on 1 thread on a slice of <= 512 KiB (cols 3840),
+ *                repeated so the weights come from cache: one core's compute ceiling in weight
+ *                GB/s. Below the 1-thread dram_read, decode is bound by the kernel, not DRAM.
  *   gemm_<type>  T = 64, 280, 750 (prompt, image, 30 s of audio) on 15360 x 3840: useful GFLOP/s
  *                (2 rows cols T / s) and the fraction of fma_peak.
  *   rmsnorm (3840), attention (16 heads x 256, 1024 keys: a decode step of a sliding layer),
@@ -21,6 +24,8 @@
  * Uses only g4.h (this file is linked into g4-ref too); threads for the limits are its own.
  */
 #include "bench.h"
+
+#define OPT_ROWS_QUANTUM 16   /* rows of the cached GEMV: whole work items of the opt driver */
 
 #include <math.h>
 #include <pthread.h>
@@ -249,6 +254,44 @@ static int bench_gemv(ctx_t *c, g4_type t, int64_t rows, int64_t cols, int reps,
     return ok ? 0 : -1;
 }
 
+/* GEMV from cache on one thread: a slice of at most 512 KiB of rows (the cols of the 12B shape),
+ * called over and over, so it stays in L2 (or L3). Weight GB/s here is one core's compute
+ * ceiling: when it is below the 1-thread dram_read, decode is bound by the kernel's vector work,
+ * not by DRAM (frac_dram says by how much). One thread, because waking the pool for calls this
+ * short would measure the wake-up instead. */
+static int bench_gemv_cached(ctx_t *c, g4_type t, int64_t cols, int reps)
+{
+    const size_t rb = g4_row_bytes(t, cols);
+    int64_t rows = (int64_t)((512u << 10) / rb) / OPT_ROWS_QUANTUM * OPT_ROWS_QUANTUM;
+    if (rows < OPT_ROWS_QUANTUM) rows = OPT_ROWS_QUANTUM;
+    uint8_t *w = make_matrix(t, rows, cols);
+    float *x = rand_floats((size_t)cols, 1.0f), *y = malloc(sizeof(float) * (size_t)rows);
+    int ok = w && x && y;
+    if (ok) {
+        if (c->k->threads) c->k->threads(1);
+        g4_tensor v = view(t, w, rows, cols);
+        double s[64];
+        int inner = 1;
+        for (;;) {                                       /* about 20 ms per sample */
+            double t0 = g4_now();
+            for (int i = 0; i < inner; i++) c->k->matmul(y, &v, x, 1);
+            if (g4_now() - t0 > 0.02 || inner > (1 << 20)) break;
+            inner *= 2;
+        }
+        for (int rep = 0; rep < reps; rep++) {
+            double t0 = g4_now();
+            for (int i = 0; i < inner; i++) c->k->matmul(y, &v, x, 1);
+            s[rep] = (g4_now() - t0) / inner;
+        }
+        char name[40];
+        snprintf(name, sizeof name, "gemv_cached_%s", g4_type_name(t));
+        emit(c, name, g4_type_name(t), rows, cols, 1, 1, s, reps, 2.0 * rows * cols, (double)v.nbytes);
+        if (c->k->threads) c->k->threads(c->threads);
+    }
+    free(w); free(x); free(y);
+    return ok ? 0 : -1;
+}
+
 static int bench_gemm(ctx_t *c, g4_type t, int64_t rows, int64_t cols, const int *Ts, int nT, int reps)
 {
     uint8_t *w = make_matrix(t, rows, cols);
@@ -384,6 +427,7 @@ int g4_bench_kernels_cli(int argc, char **argv)
         g4_type t = (g4_type)types[i];
         fprintf(stderr, "bench kernels: %s\n", g4_type_name(t));
         if (bench_gemv(&c, t, ff, d, reps, quick) || bench_gemv(&c, t, d, ff, reps, quick) ||
+            bench_gemv_cached(&c, t, d, reps) ||
             bench_gemm(&c, t, ff, d, Ts, nT, reps)) {
             fprintf(stderr, "g4: bench --kernels-micro: out of memory for %s\n", g4_type_name(t));
             rc = 1;

@@ -34,6 +34,7 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#include <float.h>
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
@@ -103,8 +104,13 @@ AI void fp_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
     __m256 acc[4];
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) { w[i] = m->W + (r + i) * m->rb; acc[i] = _mm256_setzero_ps(); }
+    const size_t pf = OPT_PF_ROWS * m->rb;
+    const int64_t kline = ty == TY_F32 ? 16 : 32;     /* columns per 64-byte line */
     for (int64_t k = 0; k < k8; k += 8) {
         const __m256 xv = _mm256_loadu_ps(x + k);
+        if (k % kline == 0)
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) opt_prefetch(w[i] + k * (ty == TY_F32 ? 4 : 2) + pf);
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) acc[i] = _mm256_fmadd_ps(ldw8(ty, w[i], k), xv, acc[i]);
     }
@@ -128,7 +134,7 @@ AI void fp_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
  * lanes with vpshufb on a 16-byte half broadcast to both lanes (lane 0 takes bytes 0..3 or
  * 8..11, lane 1 bytes 4..7 or 12..15). */
 
-static float f16_lut[65536];          /* filled by opt_avx2_table() before the table is used */
+float opt_f16_lut[65536];             /* filled by opt_avx2_table() before the table is used */
 static float f16_lut24[65536];        /* f16 value x 2^-24 (exact: every f16 stays a normal float) */
 
 AI int rd16(const uint8_t *p)
@@ -138,7 +144,7 @@ AI int rd16(const uint8_t *p)
     return h;
 }
 
-AI __m256 bc_f16(const uint8_t *p) { return _mm256_broadcast_ss(&f16_lut[rd16(p)]); }
+AI __m256 bc_f16(const uint8_t *p) { return _mm256_broadcast_ss(&opt_f16_lut[rd16(p)]); }
 
 AI __m256i spread_lo(__m256i v)   /* bytes 0..7 of the half -> 8 dwords */
 {
@@ -292,10 +298,14 @@ AI void dq_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
     if (ty == G4_T_Q4_K || ty == G4_T_Q6_K) {
         /* a super-block at a time: its scales once per row (vector ops), then its 8 blocks
          * unrolled, so each block's position in the super-block is a constant */
+        const size_t sbb = ty == G4_T_Q4_K ? 144 : 210, pf = OPT_PF_ROWS * m->rb;
         for (int64_t sb = 0; sb < nb / 8; sb++) {
             float ks[4][16];
 #pragma GCC unroll 4
-            for (int i = 0; i < R; i++) kscales(ty, wr[i], sb, ks[i]);
+            for (int i = 0; i < R; i++) {
+                for (size_t o = 0; o < sbb; o += 64) opt_prefetch(wr[i] + sbb * sb + o + pf);
+                kscales(ty, wr[i], sb, ks[i]);
+            }
 #pragma GCC unroll 8
             for (int s = 0; s < 8; s++) {
                 const float *xb = x + 256 * sb + 32 * s;
@@ -314,10 +324,12 @@ AI void dq_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
         for (int i = 0; i < R; i++) m->Y[(int64_t)t * m->rows + r + i] = hsum8(acc[i]);
         return;
     }
+    const size_t pf = OPT_PF_ROWS * m->rb;
     for (int64_t b = 0; b < nb; b++) {            /* Q8_0, Q4_0: block-scaled */
         const float *xb = x + 32 * b;
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
+            if (ty == G4_T_Q8_0 || (b & 1) == 0) opt_prefetch(wr[i] + (ty == G4_T_Q8_0 ? 34 : 18) * b + pf);
             __m256 sc;
             const __m256 sum = bsum(ty, wr[i] + (ty == G4_T_Q8_0 ? 34 : 18) * b, xb, &sc);
             acc[i] = _mm256_fmadd_ps(sum, sc, acc[i]);
@@ -447,59 +459,115 @@ static void avx2_matmul(float *Y, const g4_tensor *W, const float *X, int T)
 }
 
 /* ---- the q8 mode's GEMV (tables "avx2-q8", "avx512-q8"; docs/NUMERICS.md "q8 mode") -------
- * Bit-identical to ref-q8 (ref/kernels.c, ref/quant.c): the activations are rounded by the
- * same function (g4_quant_act_q8), each block's integer dot is exact (vpmaddubsw: unsigned x
- * signed bytes to int16 pairs, which cannot saturate here: Q4_0 2 * 15 * 127, Q8_0 with the
- * sign moved onto the activations 2 * 128 * 127; then vpmaddwd by 1 to int32), and the fp32
- * part is ref's per row, in block order: scale = dw * dx, sum = sum + (float)isum * scale,
- * separately rounded (this file is built with -ffp-contract=off), 4 rows in the 4 lanes of an
- * SSE vector. Q4_0 dots the unsigned nibbles and subtracts 8 * sum(q) of the block. */
+ * Bit-identical to ref-q8 (ref/quant.c g4_dot_row_q8): the activations are rounded by the same
+ * function (g4_quant_act_q8); per block, vpmaddubsw (unsigned x signed bytes to int16 pairs,
+ * which cannot saturate here: Q4_0 2 * 15 * 127, Q8_0 with the sign moved onto the activations
+ * 2 * 128 * 127) and vpmaddwd by 1 leave in lane g the exact sum of group g (values 4g..4g+3):
+ * ref-q8's s. Q4_0 dots the unsigned nibbles and takes 8 * sg (the group's sum of q) back off.
+ * Then ref-q8's fp32 part in the same lanes: scale = dw * dx, acc[parity] = fma((float)s,
+ * scale, acc[parity]), and at the row's end hsum8(acc[0] + acc[1]), which is ref-q8's tree. */
 
-/* rows r[0..3] (repeats allowed) x token t: the 4 serial sums */
-AI __m128 q8_rows(const int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd,
-                  const int32_t *sq, int64_t nb)
+/* the 8 group sums of block b of one row (ty's layout at blk) against xv, as int32 lanes */
+AI __m256i q8_groups(const int ty, const uint8_t *blk, __m256i xv, __m256i corr)
 {
-    const __m256i lo4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
-    __m128 acc = _mm_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)(xq + 32 * b));
-        __m256i v[4];
-        float dw[4];
-#pragma GCC unroll 4
-        for (int i = 0; i < 4; i++) {
-            __m256i p;
-            if (ty == G4_T_Q8_0) {
-                const uint8_t *blk = w[i] + 34 * b;
-                const __m256i wq = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2));
-                p = _mm256_maddubs_epi16(_mm256_abs_epi8(wq), _mm256_sign_epi8(xv, wq));
-                dw[i] = f16_lut[rd16(blk)];
-            } else {
-                const uint8_t *blk = w[i] + 18 * b;
-                const __m128i raw = _mm_loadu_si128((const __m128i *)(const void *)(blk + 2));
-                const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), lo4);
-                p = _mm256_maddubs_epi16(nib, xv);
-                dw[i] = f16_lut[rd16(blk)];
-            }
-            v[i] = _mm256_madd_epi16(p, ones);
-        }
-        const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-        __m128i isum = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
-        if (ty == G4_T_Q4_0) isum = _mm_sub_epi32(isum, _mm_set1_epi32(8 * sq[b]));
-        const __m128 scale = _mm_mul_ps(_mm_loadu_ps(dw), _mm_set1_ps(xd[b]));
-        acc = _mm_add_ps(acc, _mm_mul_ps(_mm_cvtepi32_ps(isum), scale));
+    const __m256i ones = _mm256_set1_epi16(1);
+    if (ty == G4_T_Q8_0) {
+        const __m256i wq = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2));
+        return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(wq), _mm256_sign_epi8(xv, wq)), ones);
     }
-    return acc;
+    const __m128i raw = _mm_loadu_si128((const __m128i *)(const void *)(blk + 2));
+    const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0f));
+    return _mm256_sub_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(nib, xv), ones), corr);
 }
 
-static void q8_rows_avx2(int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, const int32_t *sq,
-                         int64_t nb, float out[4])
+/* block b of 4 rows into their accumulators of parity p (acc[i][p]) */
+AI void q8_block(const int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, const int32_t *sg,
+                 int64_t b, size_t pf, __m256 acc[4][2], const int p)
 {
-    _mm_storeu_ps(out, ty == G4_T_Q8_0 ? q8_rows(G4_T_Q8_0, w, xq, xd, sq, nb) : q8_rows(G4_T_Q4_0, w, xq, xd, sq, nb));
+    const int64_t bs = ty == G4_T_Q8_0 ? 34 : 18;
+    const __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)(xq + 32 * b));
+    const __m256i corr = ty == G4_T_Q8_0 ? _mm256_setzero_si256()
+                                         : _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(sg + 8 * b)), 3);
+    const __m256 dx = _mm256_broadcast_ss(xd + b);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        const uint8_t *blk = w[i] + bs * b;
+        if ((b & 1) == 0) opt_prefetch(blk + pf);
+        const __m256 scale = _mm256_mul_ps(_mm256_broadcast_ss(&opt_f16_lut[rd16(blk)]), dx);
+        acc[i][p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_groups(ty, blk, xv, corr)), scale, acc[i][p]);
+    }
+}
+
+AI void q8_rows(const int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, const int32_t *sg,
+                int64_t nb, size_t pf, float out[4])
+{
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        q8_block(ty, w, xq, xd, sg, b, pf, acc, 0);
+        q8_block(ty, w, xq, xd, sg, b + 1, pf, acc, 1);
+    }
+    if (b < nb) q8_block(ty, w, xq, xd, sg, b, pf, acc, 0);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) out[i] = hsum8(_mm256_add_ps(acc[i][0], acc[i][1]));
+}
+
+static void q8_rows_avx2(int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, const int32_t *sg,
+                         int64_t nb, size_t pf, float out[4])
+{
+    if (ty == G4_T_Q8_0) q8_rows(G4_T_Q8_0, w, xq, xd, sg, nb, pf, out);
+    else q8_rows(G4_T_Q4_0, w, xq, xd, sg, nb, pf, out);
+}
+
+/* g4_quant_act_q8 for a vector unit, bit for bit: the same amax (a max is exact in any order),
+ * the same scalar d = amax / 127 and 1 / d, the product x * (1/d) per lane and its rounding to
+ * nearest even by vcvtps2dq (MXCSR's default mode, as rintf's); a block holding an infinity or a
+ * NaN (|x| > FLT_MAX or unordered) gets q = 0, d = NaN, one whose 1/d overflows d = 0. Also sg: vpmaddubsw of 1s and q, then
+ * vpmaddwd by 1, sums each group of 4 bytes. */
+void opt_avx2_q8_quant(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg)
+{
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), big = _mm256_set1_ps(FLT_MAX);
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *xb = x + 32 * b;
+        __m256 v[4], mx = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(xb + 8 * k);
+            const __m256 a = _mm256_and_ps(v[k], absm);
+            bad = _mm256_or_ps(bad, _mm256_cmp_ps(a, big, _CMP_NLE_UQ));
+            mx = _mm256_max_ps(mx, a);
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        float db = amax / 127.0f, id = db > 0.0f ? 1.0f / db : 0.0f;
+        if (isinf(id)) db = id = 0.0f;
+        __m256i qv;
+        if (_mm256_movemask_ps(bad)) {
+            qv = _mm256_setzero_si256();
+            d[b] = NAN;
+        } else {
+            const __m256 idv = _mm256_set1_ps(id);
+            __m256i i32[4];
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) i32[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], idv));
+            /* packs work per 128-bit lane: undo the interleave with one dword permute */
+            const __m256i p16 = _mm256_packs_epi16(_mm256_packs_epi32(i32[0], i32[1]), _mm256_packs_epi32(i32[2], i32[3]));
+            qv = _mm256_permutevar8x32_epi32(p16, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            d[b] = db;
+        }
+        _mm256_storeu_si256((__m256i *)(void *)(q + 32 * b), qv);
+        _mm256_storeu_si256((__m256i *)(void *)(sg + 8 * b),
+                            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), qv), _mm256_set1_epi16(1)));
+    }
 }
 
 int opt_avx2_q8_gemv(float *Y, const g4_tensor *W, const float *X, int T)
 {
-    return opt_q8_gemv(q8_rows_avx2, Y, W, X, T);
+    return opt_q8_gemv(q8_rows_avx2, opt_avx2_q8_quant, Y, W, X, T);
 }
 
 static void avx2_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
@@ -819,8 +887,8 @@ const g4_kernels *opt_avx2_table(void)
     static int ready;
     if (!ready) {             /* g4_f16_to_f32 is exact for every bit pattern */
         for (uint32_t h = 0; h < 65536; h++) {
-            f16_lut[h] = g4_f16_to_f32((uint16_t)h);
-            f16_lut24[h] = ldexpf(f16_lut[h], -24);
+            opt_f16_lut[h] = g4_f16_to_f32((uint16_t)h);
+            f16_lut24[h] = ldexpf(opt_f16_lut[h], -24);
         }
         ready = 1;
     }

@@ -119,79 +119,89 @@ static double avx512_fma_peak(int threads, double seconds)
 #pragma GCC pop_options
 
 /* ---- the q8 mode's GEMV with AVX-512 VNNI (when the CPU has AVX512BW and AVX512_VNNI) -----
- * Bit-identical to ref-q8 like the avx2 one (opt/avx2.c): two blocks per 512-bit vpdpbusd
- * (unsigned weight bytes x signed activation bytes, 4 products per int32 lane, exact: Q4_0
- * nibbles 0..15, Q8_0 moved to 0..255 by + 128; the offsets 8 and 128 times the block's sum of
- * q come back off in int32). Layout of a block pair in a register: values 0-15 of block b, of
- * block b + 1, then 16-31 of b, of b + 1; adding the two 256-bit halves leaves block b's sums
- * in lanes 0-3 and b + 1's in 4-7, and two rounds of vphaddd give 4 rows x 2 blocks. The fp32
- * part is ref's: per block in order, scale = dw * dx, sum = sum + (float)isum * scale. */
+ * Bit-identical to ref-q8 (ref/quant.c g4_dot_row_q8) like the avx2 one: one 512-bit register
+ * holds blocks b (bytes 0-31) and b + 1 (32-63) of a row in value order, so one vpdpbusd
+ * (unsigned weight bytes x signed activation bytes, 4 products per int32 lane) leaves ref-q8's
+ * group sums of block b in lanes 0-7 and of b + 1 in lanes 8-15: the two parities of ref-q8's
+ * accumulators are the two halves of one fp32 accumulator. The unsigned bytes are Q4_0's
+ * nibbles (0..15) and Q8_0's q + 128; the offset times the group's sum of q (8 or 128 times sg)
+ * starts the vpdpbusd, so its result is exact. fp32 per lane: scale = dw * dx,
+ * acc = fma((float)s, scale, acc); at the row's end acc's halves are added and summed by ref-q8's
+ * tree. An odd last block runs with a zero block b + 1 (adds fma(0, 0, acc) = acc). */
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vnni,avx2,fma,f16c")
 
 AI int rd16(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return h; }
 
-/* the bytes of blocks b, b + 1 (or b alone: pair = 0) of one row, in the pair layout, unsigned */
+/* [lo x 8 | hi x 8] and the two 256-bit halves, with AVX-512F alone */
+AI __m512 two8(float lo, float hi)
+{
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(lo)), _mm256_castps_pd(_mm256_set1_ps(hi)), 1));
+}
+AI __m256 upper8(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+
+/* blocks b, b + 1 (or b alone: pair = 0) of one row as unsigned bytes in value order */
 AI __m512i w_pair(const int ty, const uint8_t *blk, const int pair)
 {
     if (ty == G4_T_Q4_0) {
         const __m128i r0 = _mm_loadu_si128((const __m128i *)(const void *)(blk + 2));
         const __m128i r1 = pair ? _mm_loadu_si128((const __m128i *)(const void *)(blk + 18 + 2)) : _mm_setzero_si128();
-        const __m256i lo = _mm256_set_m128i(r1, r0);
-        const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), _mm256_srli_epi16(lo, 4), 1);
+        const __m256i lo = _mm256_set_m128i(r1, r0), hi = _mm256_srli_epi16(lo, 4);
+        /* 128-bit pieces: nibbles of b, b >> 4, b + 1, (b + 1) >> 4 = values 0-31 of b, of b + 1 */
+        const __m512i z = _mm512_permutex2var_epi64(_mm512_castsi256_si512(lo), _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11),
+                                                    _mm512_castsi256_si512(hi));
         return _mm512_and_si512(z, _mm512_set1_epi8(0x0f));
     }
     const __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2));
     const __m256i c = pair ? _mm256_loadu_si256((const __m256i *)(const void *)(blk + 34 + 2)) : _mm256_setzero_si256();
-    const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1);
-    return _mm512_xor_si512(_mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)), _mm512_set1_epi8((char)0x80));
+    return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1), _mm512_set1_epi8((char)0x80));
 }
 
-/* blocks b (and b + 1 when pair) of 4 rows into acc, in block order */
-AI __m128 vnni_step(const int ty, const int pair, const uint8_t *const w[4], const int8_t *xq, const float *xd,
-                    const int32_t *sq, int64_t b, __m128 acc)
+/* blocks b (and b + 1 when pair) of 4 rows into acc */
+AI void vnni_step(const int ty, const int pair, const uint8_t *const w[4], const int8_t *xq, const float *xd,
+                  const int32_t *sg, int64_t b, size_t pf, __m512 acc[4])
 {
     const int64_t bs = ty == G4_T_Q8_0 ? 34 : 18;
-    const int off = ty == G4_T_Q8_0 ? 128 : 8;
-    __m512i xv = pair ? _mm512_loadu_si512((const void *)(xq + 32 * b))
-                      : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(xq + 32 * b)));
-    xv = _mm512_shuffle_i64x2(xv, xv, _MM_SHUFFLE(3, 1, 2, 0));
-    __m256i y[4];
+    const __m512i xv = pair ? _mm512_loadu_si512((const void *)(xq + 32 * b))
+                            : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(xq + 32 * b)));
+    const __m512i g = pair ? _mm512_loadu_si512((const void *)(sg + 8 * b))
+                           : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(sg + 8 * b)));
+    const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(g, ty == G4_T_Q8_0 ? 7 : 3));
+    const __m512 dx = two8(xd[b], pair ? xd[b + 1] : 0.0f);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
-        const __m512i z = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w_pair(ty, w[i] + bs * b, pair), xv);
-        y[i] = _mm256_add_epi32(_mm512_castsi512_si256(z), _mm512_extracti64x4_epi64(z, 1));
+        const uint8_t *blk = w[i] + bs * b;
+        opt_prefetch(blk + pf);
+        const __m512i s = _mm512_dpbusd_epi32(corr, w_pair(ty, blk, pair), xv);
+        const __m512 dw = two8(opt_f16_lut[rd16(blk)], pair ? opt_f16_lut[rd16(blk + bs)] : 0.0f);
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dx), acc[i]);
     }
-    const __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(y[0], y[1]), _mm256_hadd_epi32(y[2], y[3]));
-    const int64_t o0 = bs * b, o1 = bs * (b + 1);
-    const __m256 dw = _mm256_cvtph_ps(_mm_setr_epi16(
-        (short)rd16(w[0] + o0), (short)rd16(w[1] + o0), (short)rd16(w[2] + o0), (short)rd16(w[3] + o0),
-        pair ? (short)rd16(w[0] + o1) : 0, pair ? (short)rd16(w[1] + o1) : 0,
-        pair ? (short)rd16(w[2] + o1) : 0, pair ? (short)rd16(w[3] + o1) : 0));
-    const __m128i i0 = _mm_sub_epi32(_mm256_castsi256_si128(h), _mm_set1_epi32(off * sq[b]));
-    acc = _mm_add_ps(acc, _mm_mul_ps(_mm_cvtepi32_ps(i0), _mm_mul_ps(_mm256_castps256_ps128(dw), _mm_set1_ps(xd[b]))));
-    if (pair) {
-        const __m128i i1 = _mm_sub_epi32(_mm256_extracti128_si256(h, 1), _mm_set1_epi32(off * sq[b + 1]));
-        acc = _mm_add_ps(acc, _mm_mul_ps(_mm_cvtepi32_ps(i1), _mm_mul_ps(_mm256_extractf128_ps(dw, 1), _mm_set1_ps(xd[b + 1]))));
-    }
-    return acc;
 }
 
-AI __m128 q8_rows_vnni(const int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd,
-                       const int32_t *sq, int64_t nb)
+AI void q8_rows_vnni(const int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd,
+                     const int32_t *sg, int64_t nb, size_t pf, float out[4])
 {
-    __m128 acc = _mm_setzero_ps();
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) acc[i] = _mm512_setzero_ps();
     int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) acc = vnni_step(ty, 1, w, xq, xd, sq, b, acc);
-    if (b < nb) acc = vnni_step(ty, 0, w, xq, xd, sq, b, acc);
-    return acc;
+    for (; b + 2 <= nb; b += 2) vnni_step(ty, 1, w, xq, xd, sg, b, pf, acc);
+    if (b < nb) vnni_step(ty, 0, w, xq, xd, sg, b, pf, acc);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        /* a_g = acc[g] + acc[8 + g], then ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)) */
+        const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(acc[i]), upper8(acc[i]));
+        __m128 v = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+        out[i] = _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
+    }
 }
 
-static void q8_rows_512(int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, const int32_t *sq,
-                        int64_t nb, float out[4])
+static void q8_rows_512(int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, const int32_t *sg,
+                        int64_t nb, size_t pf, float out[4])
 {
-    _mm_storeu_ps(out, ty == G4_T_Q8_0 ? q8_rows_vnni(G4_T_Q8_0, w, xq, xd, sq, nb)
-                                       : q8_rows_vnni(G4_T_Q4_0, w, xq, xd, sq, nb));
+    if (ty == G4_T_Q8_0) q8_rows_vnni(G4_T_Q8_0, w, xq, xd, sg, nb, pf, out);
+    else q8_rows_vnni(G4_T_Q4_0, w, xq, xd, sg, nb, pf, out);
 }
 
 #pragma GCC pop_options
@@ -200,7 +210,7 @@ static int vnni;                    /* AVX512BW + AVX512_VNNI: set by the getter
 
 static void avx512_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
 {
-    if ((vnni ? opt_q8_gemv(q8_rows_512, Y, W, X, T) : opt_avx2_q8_gemv(Y, W, X, T)) == 0) return;
+    if ((vnni ? opt_q8_gemv(q8_rows_512, opt_avx2_q8_quant, Y, W, X, T) : opt_avx2_q8_gemv(Y, W, X, T)) == 0) return;
     avx512_matmul(Y, W, X, T);
 }
 

@@ -144,7 +144,7 @@ int opt_gemm(const opt_gemm_isa *g, float *Y, const g4_tensor *W, const float *X
 
 static int8_t *q8_x;          /* [T][cols] rounded activations; grow, never shrink */
 static float *q8_d;           /* [T][cols / 32] their scales */
-static int32_t *q8_s;         /* [T][cols / 32] sum of the block's q (for the offsets) */
+static int32_t *q8_g;         /* [T][cols / 4] sum of q over each group of 4 (for offsets) */
 static int64_t q8_cap;        /* values of q8_x */
 
 typedef struct { opt_mm m; int ty; int64_t nb; opt_q8_rows_fn rows; } q8_job;
@@ -157,19 +157,36 @@ static void q8_task(void *ctx, int64_t c, int tid)
     for (int t = 0; t < m->T; t++) {
         const int8_t *xq = q8_x + (int64_t)t * m->cols;
         const float *xd = q8_d + (int64_t)t * j->nb;
-        const int32_t *sq = q8_s + (int64_t)t * j->nb;
+        const int32_t *sg = q8_g + (int64_t)t * m->cols / 4;
         for (int64_t r = r0; r < r1; r += 4) {
             const int R = r1 - r < 4 ? (int)(r1 - r) : 4;
             const uint8_t *w[4];
             for (int i = 0; i < 4; i++) w[i] = m->W + (r + (i < R ? i : 0)) * m->rb;
             float out[4];
-            j->rows(j->ty, w, xq, xd, sq, j->nb, out);
+            j->rows(j->ty, w, xq, xd, sg, j->nb, OPT_PF_ROWS * m->rb, out);
             for (int i = 0; i < R; i++) m->Y[(int64_t)t * m->rows + r + i] = out[i];
         }
     }
 }
 
-int opt_q8_gemv(opt_q8_rows_fn rows, float *Y, const g4_tensor *W, const float *X, int T)
+void opt_q8_quant_ref(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg)
+{
+    g4_quant_act_q8(x, n, q, d);
+    for (int64_t g = 0; g < n / 4; g++) sg[g] = q[4 * g] + q[4 * g + 1] + q[4 * g + 2] + q[4 * g + 3];
+}
+
+opt_q8_quant_fn opt_q8_quant_isa(void)
+{
+#if defined(__x86_64__)
+    return opt_avx2_table() ? opt_avx2_q8_quant : NULL;
+#elif defined(__aarch64__)
+    return opt_neon_q8_quant;
+#else
+    return NULL;
+#endif
+}
+
+int opt_q8_gemv(opt_q8_rows_fn rows, opt_q8_quant_fn quant, float *Y, const g4_tensor *W, const float *X, int T)
 {
     const int64_t cols = W->ne[0], rows_n = W->ne[1], nb = cols / 32;
     if (T >= G4_Q8_MAX_T || T < 1 || (W->type != G4_T_Q8_0 && W->type != G4_T_Q4_0) || cols % 32 || rows_n < 1)
@@ -179,23 +196,17 @@ int opt_q8_gemv(opt_q8_rows_fn rows, float *Y, const g4_tensor *W, const float *
         if (nx) q8_x = nx;
         float *nd = realloc(q8_d, sizeof(float) * (size_t)(T * nb));
         if (nd) q8_d = nd;
-        int32_t *ns = realloc(q8_s, sizeof(int32_t) * (size_t)(T * nb));
-        if (ns) q8_s = ns;
-        if (!nx || !nd || !ns) {                  /* as ref-q8: visible, never another rule */
+        int32_t *ng = realloc(q8_g, sizeof(int32_t) * (size_t)(T * cols / 4));
+        if (ng) q8_g = ng;
+        if (!nx || !nd || !ng) {                  /* as ref-q8: visible, never another rule */
             for (int64_t i = 0; i < (int64_t)T * rows_n; i++) Y[i] = NAN;
             return 0;
         }
         q8_cap = (int64_t)T * cols;
     }
-    for (int t = 0; t < T; t++) {
-        int8_t *xq = q8_x + (int64_t)t * cols;
-        g4_quant_act_q8(X + (int64_t)t * cols, cols, xq, q8_d + (int64_t)t * nb);
-        for (int64_t b = 0; b < nb; b++) {
-            int32_t sum = 0;
-            for (int i = 0; i < 32; i++) sum += xq[32 * b + i];
-            q8_s[(int64_t)t * nb + b] = sum;
-        }
-    }
+    if (!quant) quant = opt_q8_quant_ref;
+    for (int t = 0; t < T; t++)
+        quant(X + (int64_t)t * cols, cols, q8_x + (int64_t)t * cols, q8_d + (int64_t)t * nb, q8_g + (int64_t)t * cols / 4);
     q8_job j = { { Y, X, T, W->data, rows_n, cols, g4_row_bytes(W->type, cols) }, W->type, nb, rows };
     opt_parallel(q8_task, &j, (rows_n + OPT_ROW_CHUNK - 1) / OPT_ROW_CHUNK);
     return 0;

@@ -18,6 +18,7 @@
 #if defined(__aarch64__)
 
 #include <arm_neon.h>
+#include <float.h>
 #include <asm/hwcap.h>
 #include <sys/auxv.h>
 #include <math.h>
@@ -77,8 +78,12 @@ AI void fp_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
     const uint8_t *w[4];
     float32x4_t acc[4];
     for (int i = 0; i < R; i++) { w[i] = m->W + (r + i) * m->rb; acc[i] = vdupq_n_f32(0.0f); }
+    const size_t pf = OPT_PF_ROWS * m->rb;
+    const int64_t kline = ty == TY_F32 ? 16 : 32;     /* columns per 64-byte line */
     for (int64_t k = 0; k < k4; k += 4) {
         const float32x4_t xv = vld1q_f32(x + k);
+        if (k % kline == 0)
+            for (int i = 0; i < R; i++) opt_prefetch(w[i] + k * (ty == TY_F32 ? 4 : 2) + pf);
         for (int i = 0; i < R; i++) acc[i] = vfmaq_f32(acc[i], ldw4(ty, w[i], k), xv);
     }
     for (int i = 0; i < R; i++) {
@@ -184,9 +189,11 @@ AI void dq_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
     const uint8_t *wr[4];
     float32x4_t acc[4];
     for (int i = 0; i < R; i++) { wr[i] = m->W + (r + i) * m->rb; acc[i] = vdupq_n_f32(0.0f); }
+    const size_t pf = OPT_PF_ROWS * m->rb, bb256 = m->rb * 256 / (size_t)nb;   /* 256 x bytes per block, exact */
     for (int64_t b = 0; b < nb; b++)
         for (int i = 0; i < R; i++) {
             float32x4_t w[8];
+            opt_prefetch(wr[i] + (((size_t)b * bb256) >> 8) + pf);   /* this block's place, 4 rows on */
             deq32(ty, wr[i], b, w);
             for (int k = 0; k < 8; k++) acc[i] = vfmaq_f32(acc[i], w[k], vld1q_f32(x + 32 * b + 4 * k));
         }
@@ -517,12 +524,13 @@ static const g4_kernels K = {
 const g4_kernels *opt_neon_table(void) { return &K; }
 
 /* ---- the q8 mode's GEMV ("neon-q8"; docs/NUMERICS.md "q8 mode") ---------------------------
- * Bit-identical to ref-q8: per block and row the integer dot of the signed weights (Q8_0 q,
- * Q4_0 q - 8, both int8) with the int8 activations, exact in int32 whatever the order
- * (armv8.0: vmull_s8 to int16, vpadalq_s16 into int32; with the dotprod extension, chosen at
- * run time from HWCAP: vdotq_s32), summed across lanes (vaddvq_s32); then ref-q8's fp32 part
- * for 4 rows in the 4 lanes: scale = dw * dx, sum = sum + (float)isum * scale, separately
- * rounded (no contraction: -ffp-contract=off). */
+ * Bit-identical to ref-q8 (ref/quant.c g4_dot_row_q8): the signed weights (Q8_0 q, Q4_0 q - 8,
+ * int8) against the int8 activations, exact in int32: with the dotprod extension (chosen at
+ * run time from HWCAP) vdotq_s32 sums 4 consecutive bytes per lane, which is ref-q8's group;
+ * on armv8.0 vmull_s8 and two pairwise adds give the same group sums. Values 0-15 of a block
+ * make groups 0-3 (one vector), values 16-31 groups 4-7. Then ref-q8's fp32 part in those lanes:
+ * scale = dw * dx, acc[parity] = fma((float)s, scale, acc[parity]) (vfmaq_f32 is fused), and
+ * at the row's end the two parities added and ref-q8's tree. */
 
 /* the 32 signed weights of block b of a row */
 AI void q8_wbytes(const int ty, const uint8_t *row, int64_t b, int8x16_t *lo, int8x16_t *hi, float *dw)
@@ -541,60 +549,113 @@ AI void q8_wbytes(const int ty, const uint8_t *row, int64_t b, int8x16_t *lo, in
     }
 }
 
-AI int32_t idot_v80(int8x16_t wl, int8x16_t wh, int8x16_t xl, int8x16_t xh)
+/* the 4 group sums of 16 values (groups of 4 consecutive bytes), armv8.0 */
+AI int32x4_t gdot_v80(int8x16_t w, int8x16_t x)
 {
-    int32x4_t a = vpaddlq_s16(vmull_s8(vget_low_s8(wl), vget_low_s8(xl)));
-    a = vpadalq_s16(a, vmull_high_s8(wl, xl));
-    a = vpadalq_s16(a, vmull_s8(vget_low_s8(wh), vget_low_s8(xh)));
-    a = vpadalq_s16(a, vmull_high_s8(wh, xh));
-    return vaddvq_s32(a);
+    const int32x4_t a = vpaddlq_s16(vmull_s8(vget_low_s8(w), vget_low_s8(x)));     /* pairs of values 0-7 */
+    const int32x4_t b = vpaddlq_s16(vmull_high_s8(w, x));                          /* pairs of values 8-15 */
+    return vpaddq_s32(a, b);
 }
 
-/* The rows function over 4 rows, for one integer-dot kernel IDOT(wl, wh, xl, xh): written once,
- * expanded twice (armv8.0 below, dotprod inside its target region: a dotprod kernel cannot be
- * inlined into code built for armv8.0) */
-#define DEFINE_Q8_ROWS(name, IDOT)                                                             \
-    AI float32x4_t name##_4(const int ty, const uint8_t *const w[4], const int8_t *xq,        \
-                            const float *xd, int64_t nb)                                      \
+/* ref-q8's tree over the groups: a[0..3] = groups 0-3, a[4..7] = groups 4-7 */
+AI float q8_tree(float32x4_t lo, float32x4_t hi)
+{
+    const float32x4_t s = vaddq_f32(lo, hi);                          /* a_g + a_{g+4} */
+    const float32x2_t t = vadd_f32(vget_low_f32(s), vget_high_f32(s)); /* (0+2), (1+3) */
+    return vget_lane_f32(t, 0) + vget_lane_f32(t, 1);
+}
+
+/* The rows function over 4 rows, for one group-dot kernel GDOT(w, x): written once, expanded
+ * twice (armv8.0 below, dotprod inside its target region: a dotprod kernel cannot be inlined
+ * into code built for armv8.0) */
+#define DEFINE_Q8_ROWS(name, GDOT)                                                             \
+    AI void name##_blk(const int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd,  \
+                       int64_t b, size_t pf, float32x4_t acc[4][2][2], const int p)          \
     {                                                                                         \
-        float32x4_t acc = vdupq_n_f32(0.0f);                                                  \
-        for (int64_t b = 0; b < nb; b++) {                                                    \
-            const int8x16_t xl = vld1q_s8(xq + 32 * b), xh = vld1q_s8(xq + 32 * b + 16);      \
-            int32_t is[4];                                                                    \
-            float dw[4];                                                                      \
-            for (int i = 0; i < 4; i++) {                                                     \
-                int8x16_t wl, wh;                                                             \
-                q8_wbytes(ty, w[i], b, &wl, &wh, &dw[i]);                                     \
-                is[i] = IDOT(wl, wh, xl, xh);                                                 \
-            }                                                                                 \
-            const float32x4_t scale = vmulq_f32(vld1q_f32(dw), vdupq_n_f32(xd[b]));           \
-            acc = vaddq_f32(acc, vmulq_f32(vcvtq_f32_s32(vld1q_s32(is)), scale));             \
+        const int8x16_t xl = vld1q_s8(xq + 32 * b), xh = vld1q_s8(xq + 32 * b + 16);          \
+        for (int i = 0; i < 4; i++) {                                                         \
+            int8x16_t wl, wh;                                                                 \
+            float dw;                                                                         \
+            q8_wbytes(ty, w[i], b, &wl, &wh, &dw);                                            \
+            if (p == 0) opt_prefetch(w[i] + (ty == G4_T_Q8_0 ? 34 : 18) * b + pf);            \
+            const float32x4_t scale = vdupq_n_f32(dw * xd[b]);                                \
+            acc[i][p][0] = vfmaq_f32(acc[i][p][0], vcvtq_f32_s32(GDOT(wl, xl)), scale);       \
+            acc[i][p][1] = vfmaq_f32(acc[i][p][1], vcvtq_f32_s32(GDOT(wh, xh)), scale);       \
         }                                                                                     \
-        return acc;                                                                           \
+    }                                                                                         \
+    AI void name##_4(const int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, \
+                     int64_t nb, size_t pf, float out[4])                                     \
+    {                                                                                         \
+        float32x4_t acc[4][2][2];                                                             \
+        for (int i = 0; i < 4; i++)                                                           \
+            acc[i][0][0] = acc[i][0][1] = acc[i][1][0] = acc[i][1][1] = vdupq_n_f32(0.0f);   \
+        int64_t b = 0;                                                                        \
+        for (; b + 2 <= nb; b += 2) {                                                         \
+            name##_blk(ty, w, xq, xd, b, pf, acc, 0);                                         \
+            name##_blk(ty, w, xq, xd, b + 1, pf, acc, 1);                                     \
+        }                                                                                     \
+        if (b < nb) name##_blk(ty, w, xq, xd, b, pf, acc, 0);                                 \
+        for (int i = 0; i < 4; i++)                                                           \
+            out[i] = q8_tree(vaddq_f32(acc[i][0][0], acc[i][1][0]), vaddq_f32(acc[i][0][1], acc[i][1][1])); \
     }                                                                                         \
     static void name(int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd,    \
-                     const int32_t *sq, int64_t nb, float out[4])                             \
+                     const int32_t *sg, int64_t nb, size_t pf, float out[4])                  \
     {                                                                                         \
-        vst1q_f32(out, ty == G4_T_Q8_0 ? name##_4(G4_T_Q8_0, w, xq, xd, nb)                   \
-                                       : name##_4(G4_T_Q4_0, w, xq, xd, nb));                 \
+        if (ty == G4_T_Q8_0) name##_4(G4_T_Q8_0, w, xq, xd, nb, pf, out);                     \
+        else name##_4(G4_T_Q4_0, w, xq, xd, nb, pf, out);                                     \
     }
 
-DEFINE_Q8_ROWS(q8_rows_neon, idot_v80)
+DEFINE_Q8_ROWS(q8_rows_neon, gdot_v80)
 
 #pragma GCC push_options
 #pragma GCC target("arch=armv8.2-a+dotprod")
-AI int32_t idot_dot(int8x16_t wl, int8x16_t wh, int8x16_t xl, int8x16_t xh)
-{
-    return vaddvq_s32(vdotq_s32(vdotq_s32(vdupq_n_s32(0), wl, xl), wh, xh));
-}
-DEFINE_Q8_ROWS(q8_rows_dot, idot_dot)
+AI int32x4_t gdot_dot(int8x16_t w, int8x16_t x) { return vdotq_s32(vdupq_n_s32(0), w, x); }
+DEFINE_Q8_ROWS(q8_rows_dot, gdot_dot)
 #pragma GCC pop_options
+
+/* g4_quant_act_q8 with Advanced SIMD, bit for bit: the same amax (vmaxvq: a max is exact in any
+ * order), the same scalar d and 1 / d, x * (1/d) per lane rounded to nearest even by
+ * vcvtnq_s32_f32 (rintf's default mode); a block holding an infinity or a NaN gets q = 0,
+ * d = NaN, one whose 1/d overflows d = 0. sg: pairwise widening adds of q (bytes to int16 to int32) sum each group of 4. */
+void opt_neon_q8_quant(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg)
+{
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float *xb = x + 32 * b;
+        float32x4_t v[8], mx = vdupq_n_f32(0.0f);
+        uint32x4_t bad = vdupq_n_u32(0);
+        for (int k = 0; k < 8; k++) {
+            v[k] = vld1q_f32(xb + 4 * k);
+            const float32x4_t a = vabsq_f32(v[k]);
+            bad = vorrq_u32(bad, vmvnq_u32(vcleq_f32(a, vdupq_n_f32(FLT_MAX))));   /* inf or NaN */
+            mx = vmaxq_f32(mx, a);
+        }
+        const float amax = vmaxvq_f32(mx);
+        float db = amax / 127.0f, id = db > 0.0f ? 1.0f / db : 0.0f;
+        if (isinf(id)) db = id = 0.0f;
+        int8x16_t q0 = vdupq_n_s8(0), q1 = vdupq_n_s8(0);
+        if (vmaxvq_u32(bad)) {
+            d[b] = NAN;
+        } else {
+            int16x8_t h[4];
+            for (int k = 0; k < 4; k++)
+                h[k] = vcombine_s16(vqmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(v[2 * k], id))),
+                                    vqmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(v[2 * k + 1], id))));
+            q0 = vcombine_s8(vqmovn_s16(h[0]), vqmovn_s16(h[1]));
+            q1 = vcombine_s8(vqmovn_s16(h[2]), vqmovn_s16(h[3]));
+            d[b] = db;
+        }
+        vst1q_s8(q + 32 * b, q0);
+        vst1q_s8(q + 32 * b + 16, q1);
+        vst1q_s32(sg + 8 * b, vpaddlq_s16(vpaddlq_s8(q0)));
+        vst1q_s32(sg + 8 * b + 4, vpaddlq_s16(vpaddlq_s8(q1)));
+    }
+}
 
 static opt_q8_rows_fn q8_rows;       /* set by the getter: q8_rows_dot or q8_rows_neon */
 
 static void neon_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
 {
-    if (opt_q8_gemv(q8_rows, Y, W, X, T) == 0) return;
+    if (opt_q8_gemv(q8_rows, opt_neon_q8_quant, Y, W, X, T) == 0) return;
     neon_matmul(Y, W, X, T);
 }
 

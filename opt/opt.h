@@ -56,6 +56,15 @@ double opt_fma_peak(void (*loop)(void *ctx), double flops, int64_t min_iters, in
 #define OPT_ROW_CHUNK 16    /* output rows per work item: fixed, independent of threads */
 #define OPT_ELEM_CHUNK 8192 /* elements per work item of elementwise kernels */
 
+/* GEMV software prefetch. A GEMV tile streams 4 rows at once; the hardware prefetcher follows
+ * each row only after a few misses, and a row of 3840 Q4_0 values is just 34 cache lines, so it
+ * keeps restarting (measured: a 15360 x 3840 Q4_0 GEMV at half the speed of 3840 x 15360). Every
+ * GEMV kernel therefore asks, as it reads a row at offset o, for the byte o of the row
+ * OPT_PF_ROWS further (the next tile's), into L2 (locality 2: L1 is too small to hold a tile of
+ * long f32 rows ahead). Beyond the matrix the request is dropped (prefetch never faults). */
+#define OPT_PF_ROWS 4
+#define opt_prefetch(p) __builtin_prefetch((const void *)(p), 0, 2)
+
 typedef struct opt_mm {
     float *Y;                  /* [T][rows] */
     const float *X;            /* [T][cols] */
@@ -124,14 +133,26 @@ const g4_kernels *opt_avx2_q8_table(void);
 const g4_kernels *opt_avx512_q8_table(void);
 const g4_kernels *opt_neon_q8_table(void);      /* vdotq_s32 when HWCAP has dotprod */
 /* the q8 GEMV driver (opt/gemm.c): rounds the T tokens' activations (g4_quant_act_q8, with
- * sq = the sum of each block's q) and runs `rows` over 4-row groups on the pool. rows: the 4
- * serial sums of rows w[0..3] (repeats allowed) for one token, exactly ref-q8's. Returns 0 when
- * done, -1 when not applicable (T >= G4_Q8_MAX_T, another weight type): then run the table's
- * own matmul. opt_avx2_q8_gemv: with the AVX2 rows (vpmaddubsw). */
+ * sg[8 b + g] = the sum of q over group g (values 4g .. 4g+3) of block b, for kernels that dot
+ * unsigned bytes and take an offset back off) and runs `rows` over 4-row groups on the pool.
+ * rows: the outputs of rows w[0..3] (repeats allowed) for one token, exactly ref-q8's
+ * (g4_dot_row_q8); it prefetches the bytes `pf` ahead of those it reads (the next 4 rows).
+ * Returns 0 when done, -1 when not applicable (T >= G4_Q8_MAX_T, another weight type): then
+ * run the table's own matmul. opt_avx2_q8_gemv: with the AVX2 rows (vpmaddubsw). */
 typedef void (*opt_q8_rows_fn)(int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd,
-                               const int32_t *sq, int64_t nb, float out[4]);
-int opt_q8_gemv(opt_q8_rows_fn rows, float *Y, const g4_tensor *W, const float *X, int T);
+                               const int32_t *sg, int64_t nb, size_t pf, float out[4]);
+/* the rounding of one token: q, d exactly g4_quant_act_q8's, and sg[n / 4] the group sums */
+typedef void (*opt_q8_quant_fn)(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg);
+void opt_q8_quant_ref(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg);   /* scalar */
+void opt_avx2_q8_quant(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg);  /* x86-64 only */
+void opt_neon_q8_quant(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg);  /* aarch64 only */
+opt_q8_quant_fn opt_q8_quant_isa(void);   /* this CPU's vector one (NULL: none), for tests */
+/* quant NULL: opt_q8_quant_ref */
+int opt_q8_gemv(opt_q8_rows_fn rows, opt_q8_quant_fn quant, float *Y, const g4_tensor *W, const float *X, int T);
 int opt_avx2_q8_gemv(float *Y, const g4_tensor *W, const float *X, int T);
+#if defined(__x86_64__)
+extern float opt_f16_lut[65536];   /* opt/avx2.c: every f16 bit pattern as fp32, once the avx2 getter ran */
+#endif
 const g4_kernels *opt_neon_table(void);      /* armv8.0 Advanced SIMD */
 
 /* every table g4 knows, best first (dispatch.c): name and getter */

@@ -53,11 +53,13 @@ void  g4_quant_row(g4_type t, const float *in, void *row, int64_t n); /* f32,f16
 float g4_dot_row(g4_type t, const void *row, const float *x, int64_t n);
 /* The q8 numeric mode (docs/NUMERICS.md "q8 mode"). Activations x[n] (n % 32 == 0) to int8 in
  * blocks of 32: d[b] = max|x| / 127, q = rint(x * (1 / d[b])) (0 when d[b] = 0; d[b] = NaN when
- * the block holds a NaN or an infinity, so the result stays non-finite). */
+ * the block holds a NaN or an infinity, so the result stays non-finite; d[b] = 0, q = 0 when 1/d
+ * would overflow, max |x| below about 2^-121). */
 #define G4_Q8_MAX_T 8
 void g4_quant_act_q8(const float *x, int64_t n, int8_t *q, float *d);
-/* sum over blocks, in order, of (float)(sum_i w_i q_i) * (dw * d[b]), w_i the stored integers
- * (Q8_0: q; Q4_0: q - 8), products and their sum in int32 (exact); t is Q8_0 or Q4_0 */
+/* sum over blocks of (float)(sum_i w_i q_i) * (dw * d[b]), w_i the stored integers (Q8_0: q;
+ * Q4_0: q - 8): int32 sums of 4 values (exact), fp32 in 16 accumulators (block parity x group
+ * of 4) with fmaf, then a fixed tree (ref/quant.c has the order); t is Q8_0 or Q4_0 */
 float g4_dot_row_q8(g4_type t, const void *row, const int8_t *q, const float *d, int64_t n);
 
 /* ---------------------------------------------------------------------------------------------

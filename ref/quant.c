@@ -521,7 +521,9 @@ void g4_quant_row(g4_type t, const float *in, void *row, int64_t n)
 /* ---- q8 activations (the opt-in "q8" numeric mode) -------------------------------------------
  * ggml's Q8_0 format applied to activations: one fp32 scale per 32 values. Rounding: x * (1/d)
  * to nearest, ties to even (rintf in the default rounding mode); |q| <= 127 since
- * |x * (1/d)| <= 127 (1 + 3u). Integer dot products are exact in int32 (|sum| <= 32 * 128 * 127). */
+ * |x * (1/d)| <= 127 (1 + 3u). A block so small that 1/d overflows (max |x| below about 2^-121)
+ * gets d = 0, q = 0 (it would otherwise round infinities). Integer dot products are exact in
+ * int32 (|sum| <= 32 * 128 * 127). */
 void g4_quant_act_q8(const float *x, int64_t n, int8_t *q, float *d)
 {
     for (int64_t b = 0; b < n / 32; b++) {
@@ -533,34 +535,52 @@ void g4_quant_act_q8(const float *x, int64_t n, int8_t *q, float *d)
             if (!isfinite(a)) bad = 1;
             else if (a > amax) amax = a;
         }
-        const float db = amax / 127.0f, id = db > 0.0f ? 1.0f / db : 0.0f;
+        float db = amax / 127.0f, id = db > 0.0f ? 1.0f / db : 0.0f;
+        if (isinf(id)) db = id = 0.0f;   /* amax < ~2^-121: 1/d overflows; the block counts as 0 */
         for (int i = 0; i < 32; i++) q[32 * b + i] = bad ? 0 : (int8_t)rintf(xb[i] * id);
         d[b] = bad ? NAN : db;
     }
 }
 
+/* One row against one token's int8 activations: ref-q8's dot (docs/NUMERICS.md "q8 mode").
+ * Integers: per block b and group g of 4 values (4g .. 4g+3), s = sum of w_i q_i, exact in
+ * int32 (Q8_0 w = q, Q4_0 w = nibble - 8). fp32: the row keeps 16 accumulators acc[p][g],
+ * p = b mod 2 (the block's parity), and per block
+ *     scale = dw * d[b]                              (one rounding)
+ *     acc[p][g] = fmaf((float)s, scale, acc[p][g])   (one rounding; (float)s is exact)
+ * then a[g] = acc[0][g] + acc[1][g] and the fixed tree ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)).
+ * This order is the one a vector unit gets for free: a group of 4 bytes is what one lane of
+ * an int8 dot instruction sums (vpmaddubsw+vpmaddwd, vpdpbusd, vdotq_s32), the 8 groups of a
+ * block fill 8 fp32 lanes, and two blocks fill a 512-bit register; no horizontal sum is
+ * needed until the row ends. */
 float g4_dot_row_q8(g4_type t, const void *row, const int8_t *q, const float *d, int64_t n)
 {
     const uint8_t *r = row;
-    float sum = 0.0f;
+    float acc[2][8] = { { 0.0f } };                      /* [block parity][group] */
     for (int64_t b = 0; b < n / 32; b++) {
         const int8_t *qb = q + 32 * b;
-        int32_t isum = 0;
+        int32_t wv[32];                                  /* the block's signed weights, in value order */
         float dw;
         if (t == G4_T_Q8_0) {
             const uint8_t *blk = r + 34 * b;                /* f16 d, then 32 int8 */
             dw = g4_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
-            for (int i = 0; i < 32; i++) isum += (int32_t)(int8_t)blk[2 + i] * qb[i];
+            for (int i = 0; i < 32; i++) wv[i] = (int8_t)blk[2 + i];
         } else {                                            /* Q4_0: f16 d, 16 bytes of nibbles */
             const uint8_t *blk = r + 18 * b;
             dw = g4_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
             for (int j = 0; j < 16; j++) {
-                isum += ((int32_t)(blk[2 + j] & 0x0f) - 8) * qb[j];        /* value j */
-                isum += ((int32_t)(blk[2 + j] >> 4) - 8) * qb[j + 16];     /* value j + 16 */
+                wv[j] = (int32_t)(blk[2 + j] & 0x0f) - 8;           /* value j */
+                wv[j + 16] = (int32_t)(blk[2 + j] >> 4) - 8;        /* value j + 16 */
             }
         }
         const float scale = dw * d[b];
-        sum += (float)isum * scale;
+        for (int g = 0; g < 8; g++) {
+            int32_t s = 0;
+            for (int i = 4 * g; i < 4 * g + 4; i++) s += wv[i] * qb[i];
+            acc[b & 1][g] = fmaf((float)s, scale, acc[b & 1][g]);
+        }
     }
-    return sum;
+    float a[8];
+    for (int g = 0; g < 8; g++) a[g] = acc[0][g] + acc[1][g];
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
 }

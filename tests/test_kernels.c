@@ -337,10 +337,11 @@ static void test_gemm_serial_fma(void)
 
 /* The q8 mode's own error (ref-q8 vs ref, Q8_0 and Q4_0 weights, T < 8), derived: with
  * x^ = d q the rounded activations, |x - x^| <= d (1/2 + 2^-12) (rounding to nearest of
- * x * fl(1/d), whose two roundings move it by < 2 * 127 u); the fp32 part of ref-q8 (a product
- * of two scales, a product, a sum over nb blocks) is within gamma(nb + 2) sum |w x^|, ref's sum
+ * x * fl(1/d), whose two roundings move it by < 2 * 127 u); in the fp32 part of ref-q8 a term
+ * meets the scale's rounding, at most ceil(nb/2) FMA roundings in its parity's accumulator, the
+ * parity add and 3 tree levels, so it is within gamma(ceil(nb/2) + 5) sum |w x^|; ref's sum
  * within gamma(n) sum |w x|. So
- *   |ref-q8 - ref| <= sum_b d_b (1/2 + 2^-12) sum_{i in b} |w_i| + gamma(nb + 2) sum |w x^|
+ *   |ref-q8 - ref| <= sum_b d_b (1/2 + 2^-12) sum_{i in b} |w_i| + gamma(ceil(nb/2) + 5) sum |w x^|
  *                     + gamma(n) sum |w x|.
  * Non-finite activations must give non-finite outputs (d = NaN), never a silent 0. */
 static void test_q8_mode_bound(void)
@@ -368,7 +369,7 @@ static void test_q8_mode_bound(void)
                     sq += fabs((double)w[i] * d[i / 32] * q[i]);
                     sx += fabs((double)w[i] * x[i]);
                 }
-                b += gam((double)nb + 2) * sq + gam((double)cols) * sx;
+                b += gam((double)((nb + 1) / 2 + 5)) * sq + gam((double)cols) * sx;
                 const double e = fabs((double)Y[t * rows + r] - Yr[t * rows + r]);
                 CHECK(isfinite(Y[t * rows + r]) && e <= b, "ref-q8 %s t=%d r=%lld: |q8 - exact| %g > bound %g",
                       g4_type_name(qt[yi]), t, (long long)r, e, b);
@@ -387,6 +388,47 @@ static void test_q8_mode_bound(void)
     printf("    ref-q8 vs ref (q8_0, q4_0): %ld outputs, worst err/bound %.3g; non-finite inputs stay non-finite\n",
            n_out, worst);
     CHECK(worst > 0.01, "the q8 bound is never approached (%.3g): not a useful checker", worst);
+}
+
+/* The vector rounding of activations (opt_q8_quant_isa: vcvtps2dq / vcvtnq_s32_f32) must be
+ * g4_quant_act_q8 bit for bit, with the group sums: random blocks of every scale, exact ties
+ * (x / d = k + 1/2 must go to even), zeros, subnormals, and blocks with an infinity or a NaN. */
+static void test_q8_quant_isa(void)
+{
+    opt_q8_quant_fn f = opt_q8_quant_isa();
+    if (!f) { printf("    no vector q8 rounding on this CPU\n"); return; }
+    enum { NB = 40, N = 32 * NB };
+    static float x[N];
+    static int8_t q0[N], q1[N];
+    static float d0[NB], d1[NB];
+    static int32_t g0[N / 4], g1[N / 4];
+    uint64_t s = 99;
+    for (int b = 0; b < NB; b++) {
+        const float scale = ldexpf(1.0f, (b % 13) * 3 - 20);
+        for (int i = 0; i < 32; i++) x[32 * b + i] = ((float)(g4_splitmix64(&s) % 20001) / 10000.0f - 1.0f) * scale;
+    }
+    for (int i = 0; i < 32; i++) x[32 * 3 + i] = (float)(i - 16) + 0.5f;   /* amax 16.5: no ties after scaling */
+    x[32 * 4] = 127.0f;                                                    /* d = 1: x / d = x, ties to even */
+    for (int i = 1; i < 32; i++) x[32 * 4 + i] = (float)(i - 16) + 0.5f;
+    for (int i = 0; i < 32; i++) x[32 * 5 + i] = i % 2 ? -0.0f : 0.0f;    /* all zero: d = 0, q = 0 */
+    for (int i = 0; i < 32; i++) x[32 * 6 + i] = ldexpf((float)(i - 16), -140);   /* subnormals */
+    x[32 * 7 + 9] = INFINITY;
+    x[32 * 8 + 30] = -INFINITY;
+    x[32 * 9 + 0] = NAN;
+    x[32 * 10 + 31] = -NAN;
+    opt_q8_quant_ref(x, N, q0, d0, g0);
+    f(x, N, q1, d1, g1);
+    int bad = 0;
+    for (int b = 0; b < NB; b++) {
+        const int dsame = memcmp(&d0[b], &d1[b], sizeof(float)) == 0 || (isnan(d0[b]) && isnan(d1[b]));
+        if (!dsame || memcmp(q0 + 32 * b, q1 + 32 * b, 32) || memcmp(g0 + 8 * b, g1 + 8 * b, 32)) bad++;
+    }
+    printf("    vector q8 rounding vs g4_quant_act_q8: %d of %d blocks differ (ties, zeros, subnormals, inf, NaN)\n",
+           bad, NB);
+    CHECK(bad == 0, "vector q8 rounding differs from g4_quant_act_q8 in %d blocks", bad);
+    CHECK(isnan(d1[7]) && isnan(d1[8]) && isnan(d1[9]) && isnan(d1[10]), "non-finite blocks must get d = NaN");
+    CHECK(q1[32 * 4 + 3] == -12 && q1[32 * 4 + 4] == -12, "ties must round to even (-12.5 -> -12, -11.5 -> -12)");
+    CHECK(d1[6] == 0.0f && q1[32 * 6] == 0, "a block whose 1/d overflows must count as zero");
 }
 
 /* ---- norms, rope -------------------------------------------------------------------------- */
@@ -749,6 +791,7 @@ int main(void)
     RUN(test_matmul_invariance);
     RUN(test_gemm_serial_fma);
     RUN(test_q8_mode_bound);
+    RUN(test_q8_quant_isa);
     RUN(test_rmsnorm);
     RUN(test_layernorm);
     RUN(test_rope);
