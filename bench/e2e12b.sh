@@ -8,9 +8,9 @@
 # with --pp 512 (each pays the first touch of the weights once, reported as first_s), with the
 # best kernel table, the best table of the opt-in q8 mode (int8 activations in decode) at 1 and
 # 2 threads, and the avx2 table at 2 threads for comparison when the best is another.
-# One repetition each ($G4_BENCH_REPS to change): ~40 min on the 2-core VM. JSON lines on
-# stdout, progress on stderr. Run nothing else meanwhile: the figures are fractions of limits
-# measured on an idle machine (`g4 bench --kernels-micro` measures them).
+# The limits (`g4 bench --kernels-micro --limits`: DRAM read, FMA peak) are measured before each
+# group of runs. One repetition each ($G4_BENCH_REPS to change): ~40 min on the 2-core VM. JSON
+# lines on stdout, progress on stderr. Run nothing else meanwhile.
 set -u
 G4=${1:-build/g4}
 DIR=${G4_BENCH_DIR:-/tmp/g4-bench}
@@ -24,6 +24,10 @@ for ty in q4_0 q8_0; do
     echo "bench: writing $f" >&2
     "$G4" synth --config 12b --type "$ty" -o "$f" >&2 || { rc=1; continue; }
   fi
+  # the limits (DRAM read, FMA peak) next to each group of runs: the shared VM's bandwidth
+  # drifts by 2x over an hour, so each run is a fraction of the limit measured beside it
+  echo "bench: limits" >&2
+  "$G4" bench --kernels-micro --limits -t 2 || rc=1
   for t in 2 1; do
     echo "bench: $ty, $t thread(s): pp64 + tg16" >&2
     "$G4" bench "$f" --pp 64 --tg 16 --reps "$REPS" -t "$t" || rc=1
@@ -36,6 +40,8 @@ for ty in q4_0 q8_0; do
     if "$G4" bench --pp 1 --tg 0 --reps 1 --kernels "$k" >/dev/null 2>&1; then q8=$k; break; fi
   done
   if [ -n "$q8" ]; then
+    echo "bench: limits" >&2
+    "$G4" bench --kernels-micro --limits -t 2 || rc=1
     for t in 2 1; do
       echo "bench: $ty, $t thread(s), $q8 (q8 mode): pp64 + tg16" >&2
       "$G4" bench "$f" --pp 64 --tg 16 --reps "$REPS" -t "$t" --kernels "$q8" || rc=1

@@ -42,6 +42,7 @@ static const char *usage =
     "  --reps R        timed repetitions, median reported (default 3)\n"
     "  --kernels NAME  kernel table (default: best for this CPU, or $G4_KERNELS)\n"
     "  --quick         1/16 of the shapes and a 64 MiB read buffer (a smoke test)\n"
+    "  --limits        only the limits (DRAM read, FMA peak): for scripts that bench something else\n"
     "prints one JSON object per line on stdout.\n";
 
 /* ---- context ------------------------------------------------------------------------------ */
@@ -385,13 +386,14 @@ static int parse_list(const char *s, int *out, int max, int is_type)
 int g4_bench_kernels_cli(int argc, char **argv)
 {
     int types[16] = { G4_T_F32, G4_T_F16, G4_T_BF16, G4_T_Q8_0, G4_T_Q4_0, G4_T_Q4_K, G4_T_Q6_K };
-    int ntypes = 7, Ts[16] = { 64, 280, 750 }, nT = 3, T_given = 0, reps = 3, quick = 0;
+    int ntypes = 7, Ts[16] = { 64, 280, 750 }, nT = 3, T_given = 0, reps = 3, quick = 0, limits_only = 0;
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     const char *kname = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { fputs(usage, stdout); return 0; }
         if (!strcmp(a, "--quick")) { quick = 1; continue; }
+        if (!strcmp(a, "--limits")) { limits_only = 1; continue; }
         if (strcmp(a, "--types") && strcmp(a, "--T") && strcmp(a, "-t") && strcmp(a, "--reps") &&
             strcmp(a, "--kernels")) { fprintf(stderr, "g4: unknown option '%s'\n%s", a, usage); return 2; }
         if (!v) { fprintf(stderr, "g4: %s needs a value\n%s", a, usage); return 2; }
@@ -422,6 +424,7 @@ int g4_bench_kernels_cli(int argc, char **argv)
     const int64_t d = quick ? 256 : 3840, ff = quick ? 1024 : 15360;
     fprintf(stderr, "bench kernels: table %s, %d thread(s)\n", c.k->name, c.threads);
     limits(&c, quick);
+    if (limits_only) return 0;
     int rc = 0;
     for (int i = 0; i < ntypes; i++) {
         g4_type t = (g4_type)types[i];
