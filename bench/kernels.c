@@ -25,8 +25,6 @@
  */
 #include "bench.h"
 
-#define OPT_ROWS_QUANTUM 16   /* rows of the cached GEMV: whole work items of the opt driver */
-
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -263,8 +261,8 @@ static int bench_gemv(ctx_t *c, g4_type t, int64_t rows, int64_t cols, int reps,
 static int bench_gemv_cached(ctx_t *c, g4_type t, int64_t cols, int reps)
 {
     const size_t rb = g4_row_bytes(t, cols);
-    int64_t rows = (int64_t)((512u << 10) / rb) / OPT_ROWS_QUANTUM * OPT_ROWS_QUANTUM;
-    if (rows < OPT_ROWS_QUANTUM) rows = OPT_ROWS_QUANTUM;
+    int64_t rows = (int64_t)((512u << 10) / rb) / 16 * 16;     /* whole 4-row tiles */
+    if (rows < 16) rows = 16;
     uint8_t *w = make_matrix(t, rows, cols);
     float *x = rand_floats((size_t)cols, 1.0f), *y = malloc(sizeof(float) * (size_t)rows);
     int ok = w && x && y;

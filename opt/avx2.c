@@ -329,9 +329,10 @@ AI void dq_tile(const int ty, const int R, const opt_mm *m, int64_t r, int t)
         const float *xb = x + 32 * b;
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
-            if (ty == G4_T_Q8_0 || (b & 1) == 0) opt_prefetch(wr[i] + (ty == G4_T_Q8_0 ? 34 : 18) * b + pf);
+            const uint8_t *blk = wr[i] + (ty == G4_T_Q8_0 ? 34 : 18) * b;
+            if (ty == G4_T_Q8_0 || (b & 1) == 0) opt_prefetch(blk + pf);   /* every 64 bytes or less */
             __m256 sc;
-            const __m256 sum = bsum(ty, wr[i] + (ty == G4_T_Q8_0 ? 34 : 18) * b, xb, &sc);
+            const __m256 sum = bsum(ty, blk, xb, &sc);
             acc[i] = _mm256_fmadd_ps(sum, sc, acc[i]);
         }
     }
@@ -492,7 +493,7 @@ AI void q8_block(const int ty, const uint8_t *const w[4], const int8_t *xq, cons
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
         const uint8_t *blk = w[i] + bs * b;
-        if ((b & 1) == 0) opt_prefetch(blk + pf);
+        if (ty == G4_T_Q8_0 || (b & 1) == 0) opt_prefetch(blk + pf);   /* every 64 bytes or less */
         const __m256 scale = _mm256_mul_ps(_mm256_broadcast_ss(&opt_f16_lut[rd16(blk)]), dx);
         acc[i][p] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q8_groups(ty, blk, xv, corr)), scale, acc[i][p]);
     }
@@ -910,9 +911,16 @@ const g4_kernels *opt_avx2_q8_table(void)
     return &K_q8;
 }
 
+__attribute__((target("no-avx,no-avx2,no-fma,no-f16c")))
+opt_q8_quant_fn opt_avx2_q8_quant_get(void)
+{
+    return opt_avx2_table() ? opt_avx2_q8_quant : NULL;
+}
+
 #else
 
 const g4_kernels *opt_avx2_table(void) { return NULL; }
 const g4_kernels *opt_avx2_q8_table(void) { return NULL; }
+opt_q8_quant_fn opt_avx2_q8_quant_get(void) { return NULL; }
 
 #endif

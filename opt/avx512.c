@@ -172,6 +172,7 @@ AI void vnni_step(const int ty, const int pair, const uint8_t *const w[4], const
     for (int i = 0; i < 4; i++) {
         const uint8_t *blk = w[i] + bs * b;
         opt_prefetch(blk + pf);
+        if (ty == G4_T_Q8_0) opt_prefetch(blk + pf + 64);    /* a Q8_0 pair spans 68 bytes */
         const __m512i s = _mm512_dpbusd_epi32(corr, w_pair(ty, blk, pair), xv);
         const __m512 dw = two8(opt_f16_lut[rd16(blk)], pair ? opt_f16_lut[rd16(blk + bs)] : 0.0f);
         acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dx), acc[i]);

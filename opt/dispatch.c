@@ -31,6 +31,12 @@ const opt_entry opt_tables[] = {
 };
 const int opt_n_tables = (int)(sizeof opt_tables / sizeof opt_tables[0]);
 
+opt_q8_quant_fn opt_q8_quant_isa(void)
+{
+    opt_q8_quant_fn f = opt_avx2_q8_quant_get();
+    return f ? f : opt_neon_q8_quant_get();
+}
+
 const g4_kernels *g4_kernels_pick(const char *force, g4_err *err)
 {
     if (!force) force = getenv("G4_KERNELS");

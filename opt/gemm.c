@@ -175,17 +175,6 @@ void opt_q8_quant_ref(const float *x, int64_t n, int8_t *q, float *d, int32_t *s
     for (int64_t g = 0; g < n / 4; g++) sg[g] = q[4 * g] + q[4 * g + 1] + q[4 * g + 2] + q[4 * g + 3];
 }
 
-opt_q8_quant_fn opt_q8_quant_isa(void)
-{
-#if defined(__x86_64__)
-    return opt_avx2_table() ? opt_avx2_q8_quant : NULL;
-#elif defined(__aarch64__)
-    return opt_neon_q8_quant;
-#else
-    return NULL;
-#endif
-}
-
 int opt_q8_gemv(opt_q8_rows_fn rows, opt_q8_quant_fn quant, float *Y, const g4_tensor *W, const float *X, int T)
 {
     const int64_t cols = W->ne[0], rows_n = W->ne[1], nb = cols / 32;

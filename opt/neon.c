@@ -577,7 +577,7 @@ AI float q8_tree(float32x4_t lo, float32x4_t hi)
             int8x16_t wl, wh;                                                                 \
             float dw;                                                                         \
             q8_wbytes(ty, w[i], b, &wl, &wh, &dw);                                            \
-            if (p == 0) opt_prefetch(w[i] + (ty == G4_T_Q8_0 ? 34 : 18) * b + pf);            \
+            if (ty == G4_T_Q8_0 || p == 0) opt_prefetch(w[i] + (ty == G4_T_Q8_0 ? 34 : 18) * b + pf); \
             const float32x4_t scale = vdupq_n_f32(dw * xd[b]);                                \
             acc[i][p][0] = vfmaq_f32(acc[i][p][0], vcvtq_f32_s32(GDOT(wl, xl)), scale);       \
             acc[i][p][1] = vfmaq_f32(acc[i][p][1], vcvtq_f32_s32(GDOT(wh, xh)), scale);       \
@@ -617,7 +617,7 @@ DEFINE_Q8_ROWS(q8_rows_dot, gdot_dot)
  * order), the same scalar d and 1 / d, x * (1/d) per lane rounded to nearest even by
  * vcvtnq_s32_f32 (rintf's default mode); a block holding an infinity or a NaN gets q = 0,
  * d = NaN, one whose 1/d overflows d = 0. sg: pairwise widening adds of q (bytes to int16 to int32) sum each group of 4. */
-void opt_neon_q8_quant(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg)
+static void neon_q8_quant(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg)
 {
     for (int64_t b = 0; b < n / 32; b++) {
         const float *xb = x + 32 * b;
@@ -655,7 +655,7 @@ static opt_q8_rows_fn q8_rows;       /* set by the getter: q8_rows_dot or q8_row
 
 static void neon_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
 {
-    if (opt_q8_gemv(q8_rows, opt_neon_q8_quant, Y, W, X, T) == 0) return;
+    if (opt_q8_gemv(q8_rows, neon_q8_quant, Y, W, X, T) == 0) return;
     neon_matmul(Y, W, X, T);
 }
 
@@ -673,9 +673,12 @@ const g4_kernels *opt_neon_q8_table(void)
     return &K_q8;
 }
 
+opt_q8_quant_fn opt_neon_q8_quant_get(void) { return neon_q8_quant; }
+
 #else
 
 const g4_kernels *opt_neon_table(void) { return NULL; }
 const g4_kernels *opt_neon_q8_table(void) { return NULL; }
+opt_q8_quant_fn opt_neon_q8_quant_get(void) { return NULL; }
 
 #endif

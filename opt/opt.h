@@ -148,13 +148,16 @@ typedef void (*opt_q8_rows_fn)(int ty, const uint8_t *const w[4], const int8_t *
 /* the rounding of one token: q, d exactly g4_quant_act_q8's, and sg[n / 4] the group sums */
 typedef void (*opt_q8_quant_fn)(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg);
 void opt_q8_quant_ref(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg);   /* scalar */
-void opt_avx2_q8_quant(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg);  /* x86-64 only */
-void opt_neon_q8_quant(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg);  /* aarch64 only */
-opt_q8_quant_fn opt_q8_quant_isa(void);   /* this CPU's vector one (NULL: none), for tests */
+/* the vector ones, getters like the tables' (NULL when this CPU cannot run it, always NULL on a
+ * foreign architecture); opt_q8_quant_isa (dispatch.c): the first this CPU has, for tests */
+opt_q8_quant_fn opt_avx2_q8_quant_get(void);
+opt_q8_quant_fn opt_neon_q8_quant_get(void);
+opt_q8_quant_fn opt_q8_quant_isa(void);
 /* quant NULL: opt_q8_quant_ref */
 int opt_q8_gemv(opt_q8_rows_fn rows, opt_q8_quant_fn quant, float *Y, const g4_tensor *W, const float *X, int T);
 int opt_avx2_q8_gemv(float *Y, const g4_tensor *W, const float *X, int T);
 #if defined(__x86_64__)
+void opt_avx2_q8_quant(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg);  /* for avx512.c */
 extern float opt_f16_lut[65536];   /* opt/avx2.c: every f16 bit pattern as fp32, once the avx2 getter ran */
 #endif
 const g4_kernels *opt_neon_table(void);      /* armv8.0 Advanced SIMD */
