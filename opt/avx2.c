@@ -573,7 +573,7 @@ int opt_avx2_q8_gemv(float *Y, const g4_tensor *W, const float *X, int T)
 
 static void avx2_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
 {
-    if (opt_avx2_q8_gemv(Y, W, X, T) == 0) return;
+    if (opt_avx2_q8_gemv(Y, W, X, T) == 0 || opt_q8_gemm(&opt_q8_gemm_c, opt_avx2_q8_quant, Y, W, X, T) == 0) return;
     avx2_matmul(Y, W, X, T);
 }
 

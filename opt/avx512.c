@@ -212,6 +212,7 @@ static int vnni;                    /* AVX512BW + AVX512_VNNI: set by the getter
 static void avx512_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
 {
     if ((vnni ? opt_q8_gemv(q8_rows_512, opt_avx2_q8_quant, Y, W, X, T) : opt_avx2_q8_gemv(Y, W, X, T)) == 0) return;
+    if (opt_q8_gemm(&opt_q8_gemm_c, opt_avx2_q8_quant, Y, W, X, T) == 0) return;
     avx512_matmul(Y, W, X, T);
 }
 

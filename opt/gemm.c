@@ -19,6 +19,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- matmul ------------------------------------------------------------------------------- */
 
@@ -140,12 +141,54 @@ int opt_gemm(const opt_gemm_isa *g, float *Y, const g4_tensor *W, const float *X
     return 0;
 }
 
-/* ---- the q8 mode's GEMV driver (opt.h, docs/NUMERICS.md "q8 mode") ------------------------ */
+/* ---- the q8 mode: rounding the activations (shared by the GEMV and the GEMM) ------------- */
 
 static int8_t *q8_x;          /* [T][cols] rounded activations; grow, never shrink */
 static float *q8_d;           /* [T][cols / 32] their scales */
 static int32_t *q8_g;         /* [T][cols / 4] sum of q over each group of 4 (for offsets) */
+static int32_t *q8_s;         /* [T][cols / 32] sum of q over each block (GEMM offsets) */
 static int64_t q8_cap;        /* values of q8_x */
+
+void opt_q8_quant_ref(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg)
+{
+    g4_quant_act_q8(x, n, q, d);
+    for (int64_t g = 0; g < n / 4; g++) sg[g] = q[4 * g] + q[4 * g + 1] + q[4 * g + 2] + q[4 * g + 3];
+}
+
+/* rounds the T tokens into q8_x / q8_d / q8_g (and the block sums q8_s); -1: out of memory */
+static int q8_round(opt_q8_quant_fn quant, const float *X, int T, int64_t cols)
+{
+    const int64_t nb = cols / 32;
+    if ((int64_t)T * cols > q8_cap) {
+        int8_t *nx = realloc(q8_x, (size_t)(T * cols));
+        if (nx) q8_x = nx;
+        float *nd = realloc(q8_d, sizeof(float) * (size_t)(T * nb));
+        if (nd) q8_d = nd;
+        int32_t *ng = realloc(q8_g, sizeof(int32_t) * (size_t)(T * cols / 4));
+        if (ng) q8_g = ng;
+        int32_t *ns = realloc(q8_s, sizeof(int32_t) * (size_t)(T * nb));
+        if (ns) q8_s = ns;
+        if (!nx || !nd || !ng || !ns) return -1;
+        q8_cap = (int64_t)T * cols;
+    }
+    if (!quant) quant = opt_q8_quant_ref;
+    for (int t = 0; t < T; t++)
+        quant(X + (int64_t)t * cols, cols, q8_x + (int64_t)t * cols, q8_d + (int64_t)t * nb, q8_g + (int64_t)t * cols / 4);
+    return 0;
+}
+
+static int q8_applies(const g4_tensor *W)
+{
+    return (W->type == G4_T_Q8_0 || W->type == G4_T_Q4_0) && W->ne[0] % 32 == 0 && W->ne[0] > 0 && W->ne[1] > 0;
+}
+
+/* as ref-q8 when the scratch cannot grow: every output NaN (visible, never another rule) */
+static void q8_oom(float *Y, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) Y[i] = NAN;
+}
+
+/* ---- the q8 mode's GEMV driver (opt.h, docs/NUMERICS.md "q8 mode") ------------------------ */
 
 typedef struct { opt_mm m; int ty; int64_t nb; opt_q8_rows_fn rows; } q8_job;
 
@@ -169,37 +212,141 @@ static void q8_task(void *ctx, int64_t c, int tid)
     }
 }
 
-void opt_q8_quant_ref(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg)
-{
-    g4_quant_act_q8(x, n, q, d);
-    for (int64_t g = 0; g < n / 4; g++) sg[g] = q[4 * g] + q[4 * g + 1] + q[4 * g + 2] + q[4 * g + 3];
-}
-
 int opt_q8_gemv(opt_q8_rows_fn rows, opt_q8_quant_fn quant, float *Y, const g4_tensor *W, const float *X, int T)
 {
     const int64_t cols = W->ne[0], rows_n = W->ne[1], nb = cols / 32;
-    if (T >= G4_Q8_MAX_T || T < 1 || (W->type != G4_T_Q8_0 && W->type != G4_T_Q4_0) || cols % 32 || rows_n < 1)
-        return -1;
-    if ((int64_t)T * cols > q8_cap) {
-        int8_t *nx = realloc(q8_x, (size_t)(T * cols));
-        if (nx) q8_x = nx;
-        float *nd = realloc(q8_d, sizeof(float) * (size_t)(T * nb));
-        if (nd) q8_d = nd;
-        int32_t *ng = realloc(q8_g, sizeof(int32_t) * (size_t)(T * cols / 4));
-        if (ng) q8_g = ng;
-        if (!nx || !nd || !ng) {                  /* as ref-q8: visible, never another rule */
-            for (int64_t i = 0; i < (int64_t)T * rows_n; i++) Y[i] = NAN;
-            return 0;
-        }
-        q8_cap = (int64_t)T * cols;
-    }
-    if (!quant) quant = opt_q8_quant_ref;
-    for (int t = 0; t < T; t++)
-        quant(X + (int64_t)t * cols, cols, q8_x + (int64_t)t * cols, q8_d + (int64_t)t * nb, q8_g + (int64_t)t * cols / 4);
+    if (T >= G4_Q8_MAX_T || T < 1 || !q8_applies(W)) return -1;
+    if (q8_round(quant, X, T, cols)) { q8_oom(Y, (int64_t)T * rows_n); return 0; }
     q8_job j = { { Y, X, T, W->data, rows_n, cols, g4_row_bytes(W->type, cols) }, W->type, nb, rows };
     opt_parallel(q8_task, &j, (rows_n + OPT_ROW_CHUNK - 1) / OPT_ROW_CHUNK);
     return 0;
 }
+
+/* ---- the q8 mode's prefill GEMM driver (opt.h, docs/NUMERICS.md "q8 mode") --------------- */
+
+/* 8 bytes at p as a little-endian integer (every target g4 runs on is little-endian) */
+static uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+/* Each byte n (0..15) of v as the int8 n - 8, without borrows between bytes: 0x80 + n - 8 never
+ * borrows, and flipping bit 7 back leaves n - 8 in two's complement. */
+static uint64_t nib_signed(uint64_t v)
+{
+    const uint64_t h = 0x8080808080808080ull;
+    return ((v | h) - 0x0808080808080808ull) ^ h;
+}
+
+/* The panel of one work item and chunk (opt.h, opt_q8_chunk): rows r0 .. r0 + nr - 1, blocks
+ * b0 .. b0 + kb - 1, as P[sub][b][g][lane][4] bytes (group g = values 4g .. 4g + 3 of the block,
+ * in value order) and PD[sub][b][lane]. Rows past nr are zero weights (scale 0). Bytes per
+ * uns: 1 = w + off (u8), 0 = w (int8). Q4_0 is unpacked 8 values at a time in a 64-bit word. */
+static void q8_form(g4_type ty, const uint8_t *W, size_t rb, int64_t r0, int nr, int64_t b0, int kb,
+                    int R, int uns, uint8_t *P, float *PD)
+{
+    const int nsub = (nr + R - 1) / R;
+    const uint32_t zero = uns ? (ty == G4_T_Q8_0 ? 0x80808080u : 0x08080808u) : 0;
+    for (int s = 0; s < nsub; s++)
+        for (int l = 0; l < R; l++) {
+            const int i = s * R + l;
+            const uint8_t *row = W + (r0 + (i < nr ? i : 0)) * rb;
+            for (int b = 0; b < kb; b++) {
+                uint8_t *dst = P + (((size_t)s * kb + b) * 8 * R + l) * 4;     /* group g at dst + 4 R g */
+                float *pd = PD + ((size_t)s * kb + b) * R + l;
+                uint32_t v[8];
+                if (i >= nr) {
+                    for (int g = 0; g < 8; g++) v[g] = zero;
+                    *pd = 0.0f;
+                } else if (ty == G4_T_Q8_0) {
+                    const uint8_t *blk = row + 34 * (b0 + b);
+                    *pd = g4_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+                    for (int g = 0; g < 8; g++) v[g] = rd32(blk + 2 + 4 * g) ^ (uns ? 0x80808080u : 0);
+                } else {
+                    const uint8_t *blk = row + 18 * (b0 + b);
+                    *pd = g4_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+                    const uint64_t m = 0x0f0f0f0f0f0f0f0full, a = rd64(blk + 2), c = rd64(blk + 10);
+                    uint64_t q[4] = { a & m, c & m, (a >> 4) & m, (c >> 4) & m };   /* values 0-7, 8-15, 16-23, 24-31 */
+                    for (int k = 0; k < 4; k++) {
+                        if (!uns) q[k] = nib_signed(q[k]);
+                        v[2 * k] = (uint32_t)q[k];
+                        v[2 * k + 1] = (uint32_t)(q[k] >> 32);
+                    }
+                }
+                for (int g = 0; g < 8; g++) memcpy(dst + 4 * R * g, &v[g], 4);
+            }
+        }
+}
+
+/* The chunk kernel in plain C (any lanes, either byte encoding): for ISAs without their own,
+ * and as the statement of what every chunk kernel computes. */
+void opt_q8_chunk_c(const opt_q8_chunk *c)
+{
+    const int R = c->lanes, nsub = (c->nr + R - 1) / R;
+    for (int s = 0; s < nsub; s++)
+        for (int t = 0; t < c->T; t++)
+            for (int l = 0; l < R && s * R + l < c->nr; l++) {
+                float *y = c->Y + (int64_t)t * c->rows + c->r0 + s * R + l;
+                float acc = c->first ? 0.0f : *y;
+                for (int b = 0; b < c->kb; b++) {
+                    const uint8_t *p = c->P + ((size_t)s * c->kb + b) * 8 * R * 4 + 4 * l;
+                    const int8_t *x = c->xq + (int64_t)t * c->cols + 32 * (c->b0 + b);
+                    int32_t S = -c->off * c->xs[(int64_t)t * c->nb + c->b0 + b];
+                    for (int g = 0; g < 8; g++)
+                        for (int k = 0; k < 4; k++)
+                            S += (c->uns ? (int32_t)p[4 * R * g + k] : (int32_t)(int8_t)p[4 * R * g + k]) * x[4 * g + k];
+                    acc = fmaf((float)S, c->PD[((size_t)s * c->kb + b) * R + l] * c->xd[(int64_t)t * c->nb + c->b0 + b], acc);
+                }
+                *y = acc;
+            }
+}
+
+typedef struct {
+    const opt_q8_gemm_isa *g;
+    g4_type ty;
+    const uint8_t *W;
+    size_t rb;
+    int64_t rows, cols, nb;
+    float *Y;
+    int T;
+} q8g_job;
+
+static void q8g_task(void *ctx, int64_t item, int tid)
+{
+    const q8g_job *j = ctx;
+    const int R = j->g->lanes, uns = j->ty == G4_T_Q8_0 ? j->g->u_q8 : j->g->u_q4;
+    const int64_t r0 = item * OPT_Q8_GEMM_ROWS;
+    const int nr = (int)(j->rows - r0 < OPT_Q8_GEMM_ROWS ? j->rows - r0 : OPT_Q8_GEMM_ROWS);
+    float *PD = opt_scratch(tid, OPT_Q8_GEMM_SCRATCH);                  /* [sub][KB][lanes] */
+    uint8_t *P = (uint8_t *)(PD + OPT_Q8_GEMM_ROWS * OPT_Q8_GEMM_KB);     /* [sub][KB][8][lanes][4] */
+    opt_q8_chunk c = { P, PD, nr, 0, R, uns, 0, 0, q8_x, q8_d, q8_s, j->cols, j->nb, j->T, j->Y, j->rows, r0, 1 };
+    c.off = uns ? (j->ty == G4_T_Q8_0 ? 128 : 8) : 0;
+    for (int64_t b0 = 0; b0 < j->nb; b0 += OPT_Q8_GEMM_KB) {
+        c.kb = (int)(j->nb - b0 < OPT_Q8_GEMM_KB ? j->nb - b0 : OPT_Q8_GEMM_KB);
+        c.b0 = b0;
+        c.first = b0 == 0;
+        q8_form(j->ty, j->W, j->rb, r0, nr, b0, c.kb, R, uns, P, PD);
+        j->g->chunk(&c);
+    }
+}
+
+int opt_q8_gemm(const opt_q8_gemm_isa *g, opt_q8_quant_fn quant, float *Y, const g4_tensor *W, const float *X, int T)
+{
+    const int64_t cols = W->ne[0], rows_n = W->ne[1], nb = cols / 32;
+    if (T < G4_Q8_MAX_T || !q8_applies(W)) return -1;
+    if (q8_round(quant, X, T, cols) || opt_scratch_reserve(OPT_Q8_GEMM_SCRATCH)) {
+        q8_oom(Y, (int64_t)T * rows_n);
+        return 0;
+    }
+    for (int64_t i = 0; i < (int64_t)T * nb; i++) {
+        int32_t s = 0;
+        for (int g = 0; g < 8; g++) s += q8_g[8 * i + g];
+        q8_s[i] = s;
+    }
+    q8g_job j = { g, W->type, W->data, g4_row_bytes(W->type, cols), rows_n, cols, nb, Y, T };
+    opt_parallel(q8g_task, &j, (rows_n + OPT_Q8_GEMM_ROWS - 1) / OPT_Q8_GEMM_ROWS);
+    return 0;
+}
+
+const opt_q8_gemm_isa opt_q8_gemm_c = { 4, 0, 0, opt_q8_chunk_c };
 
 /* ---- elementwise -------------------------------------------------------------------------- */
 

@@ -656,6 +656,7 @@ static opt_q8_rows_fn q8_rows;       /* set by the getter: q8_rows_dot or q8_row
 static void neon_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
 {
     if (opt_q8_gemv(q8_rows, neon_q8_quant, Y, W, X, T) == 0) return;
+    if (opt_q8_gemm(&opt_q8_gemm_c, neon_q8_quant, Y, W, X, T) == 0) return;
     neon_matmul(Y, W, X, T);
 }
 

@@ -162,6 +162,44 @@ extern float opt_f16_lut[65536];   /* opt/avx2.c: every f16 bit pattern as fp32,
 #endif
 const g4_kernels *opt_neon_table(void);      /* armv8.0 Advanced SIMD */
 
+/* ---- the q8 mode's prefill GEMM driver (opt/gemm.c) ----------------------------------------
+ * For T >= G4_Q8_MAX_T tokens: ref-q8's serial rule (g4_dot_row_q8_serial: an int32 sum per
+ * block, acc = fma((float)S, dw * dx, acc) over blocks in order). The driver rounds all T tokens
+ * (the ISA's quant), cuts the rows into work items of OPT_Q8_GEMM_ROWS and walks each item's
+ * blocks in chunks of OPT_Q8_GEMM_KB: it forms the chunk's panel (below; plain C, weights read in
+ * place from the mmap), then the ISA's chunk kernel runs every token over it, continuing the sums
+ * in Y (first: from 0). The panel puts `lanes` rows side by side: for sub-panel s, block b, group
+ * g (values 4g .. 4g+3) the 4 weight bytes of each lane's row are adjacent, so one int8 dot step
+ * (vpdpbusd, vdotq_laneq_s32, vpmaddubsw+vpmaddwd) against the token's 4 bytes, broadcast, adds
+ * a group to every lane; 8 steps leave each lane its block's int32 sum, scaled once. */
+#define OPT_Q8_GEMM_ROWS 64     /* rows per work item (a multiple of every ISA's lanes) */
+#define OPT_Q8_GEMM_KB 64       /* blocks per chunk: a panel of 64 rows x 2048 bytes (128 KiB, L2) */
+#define OPT_Q8_GEMM_SCRATCH ((size_t)OPT_Q8_GEMM_ROWS * OPT_Q8_GEMM_KB * 9)   /* floats: PD, then P */
+typedef struct {
+    const uint8_t *P;           /* [nsub][kb][8][lanes][4] weight bytes, nsub = ceil(nr / lanes) */
+    const float *PD;            /* [nsub][kb][lanes] weight scales (0 for rows past nr) */
+    int nr, kb, lanes;          /* rows of the item, blocks of the chunk, rows per sub-panel */
+    int uns, off;               /* bytes are w + off as u8 (uns = 1, off 8 or 128) or w as int8 (0, 0) */
+    int64_t b0;                 /* the chunk's first block */
+    const int8_t *xq;           /* [T][cols] the tokens' int8 activations */
+    const float *xd;            /* [T][nb] their scales */
+    const int32_t *xs;          /* [T][nb] sum of q over each block (the offset's term) */
+    int64_t cols, nb;
+    int T;
+    float *Y;                   /* [T][rows]: outputs r0 .. r0 + nr - 1 of every token */
+    int64_t rows, r0;
+    int first;                  /* 1: the sums start from 0, else from Y */
+} opt_q8_chunk;
+typedef struct {
+    int lanes;                  /* int32 lanes of the ISA's vector: rows per sub-panel */
+    int u_q4, u_q8;             /* 1: that type's bytes unsigned (w + 8, w + 128), 0: int8 */
+    void (*chunk)(const opt_q8_chunk *c);   /* for every t < T, i < nr: Y[t][r0 + i] by the rule */
+} opt_q8_gemm_isa;
+/* 0 done, -1 not applicable (T < G4_Q8_MAX_T, another type): then the caller's other matmul */
+int opt_q8_gemm(const opt_q8_gemm_isa *g, opt_q8_quant_fn quant, float *Y, const g4_tensor *W, const float *X, int T);
+void opt_q8_chunk_c(const opt_q8_chunk *c);       /* the chunk kernel in plain C */
+extern const opt_q8_gemm_isa opt_q8_gemm_c;       /* { 4 lanes, int8, opt_q8_chunk_c } */
+
 /* every table g4 knows, best first (dispatch.c): name and getter */
 typedef struct {
     const char *name;

@@ -61,6 +61,9 @@ void g4_quant_act_q8(const float *x, int64_t n, int8_t *q, float *d);
  * Q4_0: q - 8): int32 sums of 4 values (exact), fp32 in 16 accumulators (block parity x group
  * of 4) with fmaf, then a fixed tree (ref/quant.c has the order); t is Q8_0 or Q4_0 */
 float g4_dot_row_q8(g4_type t, const void *row, const int8_t *q, const float *d, int64_t n);
+/* the same for prefill (G4_Q8_MAX_T tokens or more): int32 sum of each block (exact), fp32
+ * acc = fmaf((float)sum, dw * d[b], acc) over blocks in order */
+float g4_dot_row_q8_serial(g4_type t, const void *row, const int8_t *q, const float *d, int64_t n);
 
 /* ---------------------------------------------------------------------------------------------
  * A tensor view: a name, a type, a shape in ggml order and a pointer to its bytes (usually into
@@ -332,9 +335,10 @@ typedef struct g4_kernels {
      * timed for about `seconds` (the machine limit bench/kernels.c reports beside each kernel). */
     int (*threads)(int n);
     double (*fma_peak)(int threads, double seconds);
-    /* 1 in the tables of the opt-in "q8" numeric mode ("ref-q8", "avx2-q8", ...): a matmul of
-     * fewer than G4_Q8_MAX_T tokens with Q8_0 or Q4_0 weights rounds each token's activations
-     * to int8 (g4_quant_act_q8) and dots integers (g4_dot_row_q8). 0: fp32 activations. */
+    /* 1 in the tables of the opt-in "q8" numeric mode ("ref-q8", "avx2-q8", ...): a matmul
+     * with Q8_0 or Q4_0 weights rounds each token's activations to int8 (g4_quant_act_q8) and
+     * dots integers (g4_dot_row_q8 below G4_Q8_MAX_T tokens, g4_dot_row_q8_serial from there).
+     * 0: fp32 activations. */
     int act_q8;
 } g4_kernels;
 

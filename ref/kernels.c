@@ -28,16 +28,16 @@ static void ref_matmul(float *Y, const g4_tensor *W, const float *X, int T)
             Y[(int64_t)t * rows + r] = g4_dot_row(W->type, base + r * rb, X + (int64_t)t * cols, cols);
 }
 
-/* The opt-in q8 mode (table "ref-q8", docs/NUMERICS.md "q8 mode"): a matmul of fewer than
- * G4_Q8_MAX_T tokens (decode, small batches) with Q8_0 or Q4_0 weights rounds each token's
- * activations to int8 blocks (g4_quant_act_q8) and dots integers (g4_dot_row_q8); any other
- * matmul is ref_matmul. The rounding scratch grows once and is kept (this table is used from
- * one thread at a time); if it cannot grow, the call stops with every output NaN (visible,
- * never a silent switch to another rule). */
+/* The opt-in q8 mode (table "ref-q8", docs/NUMERICS.md "q8 mode"): a matmul with Q8_0 or Q4_0
+ * weights rounds each token's activations to int8 blocks (g4_quant_act_q8) and dots integers:
+ * fewer than G4_Q8_MAX_T tokens (decode, small batches) by g4_dot_row_q8, more (prefill) by
+ * g4_dot_row_q8_serial; any other matmul is ref_matmul. The rounding scratch grows once and is
+ * kept (this table is used from one thread at a time); if it cannot grow, the call stops with
+ * every output NaN (visible, never a silent switch to another rule). */
 static void ref_matmul_q8(float *Y, const g4_tensor *W, const float *X, int T)
 {
     const int64_t cols = W->ne[0], rows = W->ne[1];
-    if (T >= G4_Q8_MAX_T || (W->type != G4_T_Q8_0 && W->type != G4_T_Q4_0) || cols % 32 != 0) {
+    if ((W->type != G4_T_Q8_0 && W->type != G4_T_Q4_0) || cols % 32 != 0) {
         ref_matmul(Y, W, X, T);
         return;
     }
@@ -55,12 +55,14 @@ static void ref_matmul_q8(float *Y, const g4_tensor *W, const float *X, int T)
         }
         cap = cols;
     }
+    float (*dot)(g4_type, const void *, const int8_t *, const float *, int64_t) =
+        T < G4_Q8_MAX_T ? g4_dot_row_q8 : g4_dot_row_q8_serial;
     const size_t rb = g4_row_bytes(W->type, cols);
     const uint8_t *base = W->data;
     for (int t = 0; t < T; t++) {
         g4_quant_act_q8(X + (int64_t)t * cols, cols, q, d);
         for (int64_t r = 0; r < rows; r++)
-            Y[(int64_t)t * rows + r] = g4_dot_row_q8(W->type, base + r * rb, q, d, cols);
+            Y[(int64_t)t * rows + r] = dot(W->type, base + r * rb, q, d, cols);
     }
 }
 

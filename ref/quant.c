@@ -542,38 +542,43 @@ void g4_quant_act_q8(const float *x, int64_t n, int8_t *q, float *d)
     }
 }
 
-/* One row against one token's int8 activations: ref-q8's dot (docs/NUMERICS.md "q8 mode").
+/* Block b of a Q8_0 or Q4_0 row as its stored integers, in value order (Q8_0 w = q; Q4_0
+ * w = nibble - 8, value j in the low nibble of byte j, value j + 16 in its high nibble), and
+ * its scale dw (f16, exact in fp32). */
+static float q8_block_w(g4_type t, const uint8_t *r, int64_t b, int32_t wv[32])
+{
+    if (t == G4_T_Q8_0) {
+        const uint8_t *blk = r + 34 * b;                    /* f16 d, then 32 int8 */
+        for (int i = 0; i < 32; i++) wv[i] = (int8_t)blk[2 + i];
+        return g4_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+    }
+    const uint8_t *blk = r + 18 * b;                        /* Q4_0: f16 d, 16 bytes of nibbles */
+    for (int j = 0; j < 16; j++) {
+        wv[j] = (int32_t)(blk[2 + j] & 0x0f) - 8;
+        wv[j + 16] = (int32_t)(blk[2 + j] >> 4) - 8;
+    }
+    return g4_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
+}
+
+/* One row against one token's int8 activations: ref-q8's dot for decode (fewer than
+ * G4_Q8_MAX_T tokens; docs/NUMERICS.md "q8 mode").
  * Integers: per block b and group g of 4 values (4g .. 4g+3), s = sum of w_i q_i, exact in
- * int32 (Q8_0 w = q, Q4_0 w = nibble - 8). fp32: the row keeps 16 accumulators acc[p][g],
- * p = b mod 2 (the block's parity), and per block
+ * int32. fp32: the row keeps 16 accumulators acc[p][g], p = b mod 2 (the block's parity), and
+ * per block
  *     scale = dw * d[b]                              (one rounding)
  *     acc[p][g] = fmaf((float)s, scale, acc[p][g])   (one rounding; (float)s is exact)
  * then a[g] = acc[0][g] + acc[1][g] and the fixed tree ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)).
- * This order is the one a vector unit gets for free: a group of 4 bytes is what one lane of
- * an int8 dot instruction sums (vpmaddubsw+vpmaddwd, vpdpbusd, vdotq_s32), the 8 groups of a
- * block fill 8 fp32 lanes, and two blocks fill a 512-bit register; no horizontal sum is
- * needed until the row ends. */
+ * This order is the one a vector unit gets for free when it streams one row at a time: a group
+ * of 4 bytes is what one lane of an int8 dot instruction sums (vpmaddubsw+vpmaddwd, vpdpbusd,
+ * vdotq_s32), the 8 groups of a block fill 8 fp32 lanes, and two blocks fill a 512-bit
+ * register; no horizontal sum is needed until the row ends. */
 float g4_dot_row_q8(g4_type t, const void *row, const int8_t *q, const float *d, int64_t n)
 {
-    const uint8_t *r = row;
     float acc[2][8] = { { 0.0f } };                      /* [block parity][group] */
     for (int64_t b = 0; b < n / 32; b++) {
         const int8_t *qb = q + 32 * b;
-        int32_t wv[32];                                  /* the block's signed weights, in value order */
-        float dw;
-        if (t == G4_T_Q8_0) {
-            const uint8_t *blk = r + 34 * b;                /* f16 d, then 32 int8 */
-            dw = g4_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
-            for (int i = 0; i < 32; i++) wv[i] = (int8_t)blk[2 + i];
-        } else {                                            /* Q4_0: f16 d, 16 bytes of nibbles */
-            const uint8_t *blk = r + 18 * b;
-            dw = g4_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
-            for (int j = 0; j < 16; j++) {
-                wv[j] = (int32_t)(blk[2 + j] & 0x0f) - 8;           /* value j */
-                wv[j + 16] = (int32_t)(blk[2 + j] >> 4) - 8;        /* value j + 16 */
-            }
-        }
-        const float scale = dw * d[b];
+        int32_t wv[32];                                  /* the block's signed weights */
+        const float scale = q8_block_w(t, row, b, wv) * d[b];
         for (int g = 0; g < 8; g++) {
             int32_t s = 0;
             for (int i = 4 * g; i < 4 * g + 4; i++) s += wv[i] * qb[i];
@@ -583,4 +588,27 @@ float g4_dot_row_q8(g4_type t, const void *row, const int8_t *q, const float *d,
     float a[8];
     for (int g = 0; g < 8; g++) a[g] = acc[0][g] + acc[1][g];
     return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+/* One row against one token's int8 activations: ref-q8's dot for prefill (G4_Q8_MAX_T tokens
+ * or more). Integers: per block, S = sum of its 32 products w_i q_i, exact in int32
+ * (|S| <= 32 * 128 * 127 < 2^24, so (float)S is exact too). fp32: one accumulator, blocks in
+ * order:
+ *     acc = fmaf((float)S, dw * d[b], acc)           (dw * d[b] rounded once)
+ * This order is the one a GEMM gets for free when its vector lanes are output rows: each lane
+ * sums a whole block of one row in int32 (8 int8 dot steps against the token's 4 bytes,
+ * broadcast), then scales it once; the weights of a tile are reused by every token, so the
+ * per-block conversion is spread over many rows and tokens. */
+float g4_dot_row_q8_serial(g4_type t, const void *row, const int8_t *q, const float *d, int64_t n)
+{
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const int8_t *qb = q + 32 * b;
+        int32_t wv[32];
+        const float scale = q8_block_w(t, row, b, wv) * d[b];
+        int32_t s = 0;
+        for (int i = 0; i < 32; i++) s += wv[i] * qb[i];
+        acc = fmaf((float)s, scale, acc);
+    }
+    return acc;
 }

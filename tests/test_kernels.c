@@ -87,7 +87,7 @@ static void gb_free(gbuf *g) { free(g->base); g->base = g->p = NULL; }
 
 /* ---- the checker every kernel uses ------------------------------------------------------ */
 
-typedef struct { double worst; long bad, nonfinite, n; } stat;
+typedef struct { double worst; long bad, nonfinite, n, same; } stat;   /* same: held bit for bit to ref-q8 */
 
 /* count outputs outside their bound; ratio = |a - b| / bound (0/0 counts as 0) */
 static void check_vals(stat *s, const float *opt, const float *ref, const double *bound, size_t n)
@@ -104,8 +104,9 @@ static void check_vals(stat *s, const float *opt, const float *ref, const double
 
 static void report(const char *what, const stat *s)
 {
-    printf("    %-40s %8ld values  worst err/bound %.3g%s\n", what, s->n, s->worst,
-           s->nonfinite ? "  NON-FINITE" : "");
+    if (s->same) printf("    %-40s %8ld values  bit-identical to ref-q8 (the q8 mode)\n", what, s->same);
+    else printf("    %-40s %8ld values  worst err/bound %.3g%s\n", what, s->n, s->worst,
+                s->nonfinite ? "  NON-FINITE" : "");
     CHECK(s->bad == 0, "%s: %ld of %ld values outside the bound (%ld non-finite)", what, s->bad,
           s->n, s->nonfinite);
 }
@@ -196,13 +197,14 @@ static void check_mm(const g4_kernels *k, g4_type ty, int64_t rows, int64_t cols
     k->matmul(Y.p, &m.W, X, T);
     CHECK(gb_ok(&Y), "%s %s %lldx%lld T=%d: output canary overwritten", k->name,
           g4_type_name(ty), (long long)rows, (long long)cols, T);
-    if (k->act_q8 && T < G4_Q8_MAX_T && (ty == G4_T_Q8_0 || ty == G4_T_Q4_0)) {
-        /* the q8 mode's GEMV: bit-identical to ref-q8 */
+    if (k->act_q8 && (ty == G4_T_Q8_0 || ty == G4_T_Q4_0)) {
+        /* the q8 mode's GEMV and GEMM: bit-identical to ref-q8 */
         g4_kernels_ref_q8.matmul(Yr, &m.W, X, T);
         long bad = 0;
         for (size_t i = 0; i < ny; i++) if (memcmp(&Yr[i], &Y.p[i], sizeof(float))) bad++;
         CHECK(bad == 0, "%s %s %lldx%lld T=%d: %ld outputs differ from ref-q8", k->name, g4_type_name(ty),
               (long long)rows, (long long)cols, T, bad);
+        s1->same += (long)ny;
     } else {
         g4_kernels_ref.matmul(Yr, &m.W, X, T);
         mm_bounds(&m, X, T, b1);
@@ -303,7 +305,9 @@ static void test_matmul_invariance(void)
 /* The GEMM rule (T >= 8), held exactly: every table's output equals, bit for bit, one scalar
  * fmaf chain over the columns in order on g4_dequant_row's weights (fmaf is correctly
  * rounded, like every vector FMA). So prefill results are the same on every ISA and table;
- * T = 8, 40 (tile tails) and 300 (two 256-token groups; 40 under G4_TEST_SMALL). */
+ * T = 8, 40 (tile tails) and 300 (two 256-token groups; 40 under G4_TEST_SMALL). The q8
+ * mode's tables on Q8_0/Q4_0: its own serial rule, one fmaf per block
+ * (g4_dot_row_q8_serial, on g4_quant_act_q8's rounding), bit for bit. */
 static void test_gemm_serial_fma(void)
 {
     static const int TT[] = { 8, 40, 300 };
@@ -319,23 +323,31 @@ static void test_gemm_serial_fma(void)
                 const int T = small && TT[q] == 300 ? 40 : TT[q];
                 k->matmul(Y, &m.W, X, T);
                 long bad = 0;
-                for (int t = 0; t < T; t++)
+                const int q8 = k->act_q8 && (ty == G4_T_Q8_0 || ty == G4_T_Q4_0);
+                int8_t q[512];
+                float d[16];
+                for (int t = 0; t < T; t++) {
+                    if (q8) g4_quant_act_q8(X + (int64_t)t * cols, cols, q, d);
                     for (int64_t r = 0; r < rows; r++) {
                         float acc = 0.0f;
-                        for (int64_t c = 0; c < cols; c++) acc = fmaf(m.wdeq[r * cols + c], X[(int64_t)t * cols + c], acc);
+                        if (q8) acc = g4_dot_row_q8_serial(ty, (const uint8_t *)m.W.data + r * g4_row_bytes(ty, cols), q, d, cols);
+                        else
+                            for (int64_t c = 0; c < cols; c++) acc = fmaf(m.wdeq[r * cols + c], X[(int64_t)t * cols + c], acc);
                         if (memcmp(&acc, &Y[(int64_t)t * rows + r], sizeof acc)) bad++;
                     }
+                }
                 CHECK(bad == 0, "%s %s T=%d: %ld outputs differ from the serial fmaf chain", k->name,
                       g4_type_name(ty), T, bad);
                 if (bad) all = 0;
             }
             free(X); free(Y); free_w(&m);
         }
-        printf("    %s: T >= 8 equals the serial fmaf chain bit for bit, all types: %s\n", k->name, all ? "yes" : "NO");
+        printf("    %s: T >= 8 equals the serial fmaf chain bit for bit, all types%s: %s\n", k->name,
+               k->act_q8 ? " (Q8_0/Q4_0: the q8 mode's chain, one fmaf per block)" : "", all ? "yes" : "NO");
     }
 }
 
-/* The q8 mode's own error (ref-q8 vs ref, Q8_0 and Q4_0 weights, T < 8), derived: with
+/* The q8 mode's own error (ref-q8 vs ref, Q8_0 and Q4_0 weights), derived: with
  * x^ = d q the rounded activations, |x - x^| <= d (1/2 + 2^-12) (rounding to nearest of
  * x * fl(1/d), whose two roundings move it by < 2 * 127 u); in the fp32 part of ref-q8 a term
  * meets the scale's rounding, at most ceil(nb/2) FMA roundings in its parity's accumulator, the
@@ -343,16 +355,19 @@ static void test_gemm_serial_fma(void)
  * within gamma(n) sum |w x|. So
  *   |ref-q8 - ref| <= sum_b d_b (1/2 + 2^-12) sum_{i in b} |w_i| + gamma(ceil(nb/2) + 5) sum |w x^|
  *                     + gamma(n) sum |w x|.
+ * From G4_Q8_MAX_T tokens on (the serial rule, g4_dot_row_q8_serial) a term meets the scale's
+ * rounding and at most nb FMA roundings: gamma(nb + 1) replaces gamma(ceil(nb/2) + 5).
  * Non-finite activations must give non-finite outputs (d = NaN), never a silent 0. */
 static void test_q8_mode_bound(void)
 {
     static const g4_type qt[] = { G4_T_Q8_0, G4_T_Q4_0 };
     double worst = 0;
     long n_out = 0;
-    for (int yi = 0; yi < 2; yi++) {
+    for (int yi = 0; yi < 4; yi++) {
         const int64_t rows = 37, cols = 288, nb = cols / 32;
-        const int T = 7;
-        wmat m = make_w(qt[yi], rows, cols);
+        const int T = yi < 2 ? 7 : 9;        /* the GEMV's lane-wise rule, then the GEMM's serial one */
+        const double gq = T < G4_Q8_MAX_T ? gam((double)((nb + 1) / 2 + 5)) : gam((double)(nb + 1));
+        wmat m = make_w(qt[yi % 2], rows, cols);
         float *X = make_x(T, cols), *Y = malloc(sizeof(float) * T * rows), *Yr = malloc(sizeof(float) * T * rows);
         float d[9];
         int8_t q[288];
@@ -369,25 +384,64 @@ static void test_q8_mode_bound(void)
                     sq += fabs((double)w[i] * d[i / 32] * q[i]);
                     sx += fabs((double)w[i] * x[i]);
                 }
-                b += gam((double)((nb + 1) / 2 + 5)) * sq + gam((double)cols) * sx;
+                b += gq * sq + gam((double)cols) * sx;
                 const double e = fabs((double)Y[t * rows + r] - Yr[t * rows + r]);
                 CHECK(isfinite(Y[t * rows + r]) && e <= b, "ref-q8 %s t=%d r=%lld: |q8 - exact| %g > bound %g",
-                      g4_type_name(qt[yi]), t, (long long)r, e, b);
+                      g4_type_name(qt[yi % 2]), t, (long long)r, e, b);
                 if (b > 0 && e / b > worst) worst = e / b;
                 n_out++;
             }
         }
         /* a NaN or an infinity in a block poisons that token's outputs */
         X[5] = NAN; X[cols + 40] = INFINITY;
-        g4_kernels_ref_q8.matmul(Y, &m.W, X, 2);
+        g4_kernels_ref_q8.matmul(Y, &m.W, X, T);
         long fin = 0;
         for (int64_t i = 0; i < 2 * rows; i++) if (isfinite(Y[i])) fin++;
-        CHECK(fin == 0, "ref-q8 %s: %ld finite outputs from non-finite activations", g4_type_name(qt[yi]), fin);
+        CHECK(fin == 0, "ref-q8 %s: %ld finite outputs from non-finite activations", g4_type_name(qt[yi % 2]), fin);
         free(X); free(Y); free(Yr); free_w(&m);
     }
-    printf("    ref-q8 vs ref (q8_0, q4_0): %ld outputs, worst err/bound %.3g; non-finite inputs stay non-finite\n",
+    printf("    ref-q8 vs ref (q8_0, q4_0; T = 7 lane-wise, T = 9 serial): %ld outputs, worst err/bound %.3g; "
+           "non-finite inputs stay non-finite\n",
            n_out, worst);
     CHECK(worst > 0.01, "the q8 bound is never approached (%.3g): not a useful checker", worst);
+}
+
+/* The q8 mode's prefill GEMM (opt_q8_gemm) on the shapes its driver cuts: several 64-row work
+ * items and a tail, rows fewer than a sub-panel, chunks of 64 blocks and a short last chunk,
+ * T at the GEMM's threshold and odd; bit for bit against ref-q8 in every q8 table, and the plain
+ * C chunk kernel (opt_q8_gemm_c, the fallback of ISAs without their own) likewise. */
+static void test_q8_gemm_shapes(void)
+{
+    static const int64_t rs[] = { 1, 16, 70, 131 }, cs[] = { 32, 2080, 4128 };
+    static const int Ts[] = { 8, 9, 33 };
+    static const g4_type qt[] = { G4_T_Q8_0, G4_T_Q4_0 };
+    long n = 0, bad_all = 0;
+    for (int yi = 0; yi < 2; yi++)
+        for (int ri = 0; ri < 4; ri++)
+            for (int ci = 0; ci < 3; ci++) {
+                if (small && (rs[ri] > 70 || cs[ci] > 2080)) continue;
+                const int64_t rows = rs[ri], cols = cs[ci];
+                wmat m = make_w(qt[yi], rows, cols);
+                float *X = make_x(33, cols), *Y = malloc(sizeof(float) * 33 * rows), *Yr = malloc(sizeof(float) * 33 * rows);
+                for (int ti = 0; ti < 3; ti++) {
+                    const int T = Ts[ti];
+                    g4_kernels_ref_q8.matmul(Yr, &m.W, X, T);
+                    for (int k = -1; k < n_tables; k++) {
+                        if (k >= 0 && !tables[k]->act_q8) continue;
+                        if (k < 0) CHECK(opt_q8_gemm(&opt_q8_gemm_c, NULL, Y, &m.W, X, T) == 0, "opt_q8_gemm_c declined");
+                        else tables[k]->matmul(Y, &m.W, X, T);
+                        long bad = 0;
+                        for (int64_t i = 0; i < T * rows; i++) if (memcmp(&Y[i], &Yr[i], sizeof(float))) bad++;
+                        CHECK(bad == 0, "%s %s %lldx%lld T=%d: %ld outputs differ from ref-q8",
+                              k < 0 ? "opt_q8_gemm_c" : tables[k]->name, g4_type_name(qt[yi]), (long long)rows,
+                              (long long)cols, T, bad);
+                        bad_all += bad;
+                        n += T * rows;
+                    }
+                }
+                free(X); free(Y); free(Yr); free_w(&m);
+            }
+    printf("    q8 GEMM (plain C and every q8 table) vs ref-q8: %ld outputs, %ld differ\n", n, bad_all);
 }
 
 /* The vector rounding of activations (opt_q8_quant_isa: vcvtps2dq / vcvtnq_s32_f32) must be
@@ -761,14 +815,22 @@ static void test_dequant_exact(void)
             for (int64_t i = 0; i < cols; i++) X[i * cols + i] = 1.0f;
             tables[ti]->matmul(Y, &m.W, X, (int)cols);
             long diff = 0;
-            for (int64_t t = 0; t < cols; t++)
-                for (int64_t r = 0; r < rows; r++)
-                    if (!(Y[t * rows + r] == m.wdeq[r * cols + t])) diff++;   /* -0 == +0 */
+            if (tables[ti]->act_q8 && (ty == G4_T_Q8_0 || ty == G4_T_Q4_0)) {
+                /* the q8 mode dots the stored integers (1 rounds to 127 * (1/127)): ref-q8's bits */
+                float *Yq = malloc(sizeof(float) * cols * rows);
+                g4_kernels_ref_q8.matmul(Yq, &m.W, X, (int)cols);
+                for (int64_t i = 0; i < cols * rows; i++) if (memcmp(&Y[i], &Yq[i], sizeof(float))) diff++;
+                free(Yq);
+            } else
+                for (int64_t t = 0; t < cols; t++)
+                    for (int64_t r = 0; r < rows; r++)
+                        if (!(Y[t * rows + r] == m.wdeq[r * cols + t])) diff++;   /* -0 == +0 */
             CHECK(diff == 0, "%s %s: %ld dequantized weights differ from g4_dequant_row",
                   tables[ti]->name, g4_type_name(ty), diff);
             free(X); free(Y); free_w(&m);
         }
-    printf("    every table, every type: in-register weights == g4_dequant_row exactly\n");
+    printf("    every table, every type: in-register weights == g4_dequant_row exactly (q8 mode, Q8_0/Q4_0: "
+           "== ref-q8 bit for bit)\n");
 }
 
 int main(void)
@@ -791,6 +853,7 @@ int main(void)
     RUN(test_matmul_invariance);
     RUN(test_gemm_serial_fma);
     RUN(test_q8_mode_bound);
+    RUN(test_q8_gemm_shapes);
     RUN(test_q8_quant_isa);
     RUN(test_rmsnorm);
     RUN(test_layernorm);
