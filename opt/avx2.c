@@ -566,6 +566,151 @@ void opt_avx2_q8_quant(const float *x, int64_t n, int8_t *q, float *d, int32_t *
     }
 }
 
+/* ---- the q8 mode's prefill GEMM (opt.h, opt_q8_chunk), lanes = tokens -------------------
+ * The panel: each row's blocks of the chunk as 32 bytes in value order (row-wise, no
+ * transpose), P[i][b][32], and the scales PD[i][b]. Bytes: Q4_0 unsigned nibbles (uns) or
+ * nibble - 8; Q8_0 q + 128 (uns) or q. Shared with the avx512 table (its VNNI kernel). */
+void opt_avx2_q8_form(g4_type ty, const uint8_t *W, size_t rb, int64_t r0, int nr, int64_t b0, int kb,
+                      int uns, uint8_t *P, float *PD)
+{
+    const __m128i m4 = _mm_set1_epi8(0x0f), off4 = _mm_set1_epi8(uns ? 0 : 8);
+    const __m256i off8 = _mm256_set1_epi8(uns ? (char)0x80 : 0);
+    for (int i = 0; i < nr; i++) {
+        const uint8_t *row = W + (r0 + i) * rb;
+        uint8_t *dst = P + (size_t)i * kb * 32;
+        for (int b = 0; b < kb; b++) {
+            if (ty == G4_T_Q4_0) {
+                const uint8_t *blk = row + 18 * (b0 + b);
+                const __m128i q = _mm_loadu_si128((const __m128i *)(const void *)(blk + 2));
+                _mm_storeu_si128((__m128i *)(void *)(dst + 32 * b), _mm_sub_epi8(_mm_and_si128(q, m4), off4));
+                _mm_storeu_si128((__m128i *)(void *)(dst + 32 * b + 16),
+                                 _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m4), off4));
+                PD[i * kb + b] = opt_f16_lut[rd16(blk)];
+            } else {
+                const uint8_t *blk = row + 34 * (b0 + b);
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2));
+                _mm256_storeu_si256((__m256i *)(void *)(dst + 32 * b), _mm256_xor_si256(q, off8));
+                PD[i * kb + b] = opt_f16_lut[rd16(blk)];
+            }
+        }
+    }
+}
+
+/* The AVX2 chunk kernel: activations tiled 8 tokens side by side (xt_nt = 8); for row r and
+ * group g, the row's 4 weight bytes broadcast against 8 tokens' 4 bytes. Q4_0 (unsigned nibbles
+ * x int8): vpmaddubsw pairs are at most 2 * 15 * 127, so all 8 groups sum in int16 (at most
+ * 30480) before one vpmaddwd by 1 widens to int32, started at -8 x the block sum of q. Q8_0
+ * (int8 x int8, off = 0): vpmaddubsw takes |w| (broadcast) and x with w's sign (vpsignb), pairs
+ * at most 2 * 128 * 127 = 32512, then vpmaddwd and an int32 add per group. All exact, so each
+ * lane holds the block's int32 sum; then acc = fma((float)S, dw * dx, acc) as
+ * g4_dot_row_q8_serial. Micro-kernel: 2 rows x 16 tokens. */
+AI int32_t rd32i(const uint8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
+
+AI void qg2_kernel(const int ty, const int R, const int V, const opt_q8_chunk *c, int i0, int v0)
+{
+    const int kb = c->kb;
+    const int64_t nb = c->nb, tp = (int64_t)c->ntile * 8;
+    const int32_t *xt = c->xt + ((int64_t)v0 * nb + c->b0) * 64;       /* tile v at + v nb 64 */
+    const float *xd = c->xtd + ((int64_t)v0 * nb + c->b0) * 8;
+    const int32_t *xs = c->xts + ((int64_t)v0 * nb + c->b0) * 8;
+    const uint8_t *w = c->P + (size_t)i0 * kb * 32;
+    const float *pd = c->PD + (size_t)i0 * kb;
+    float *C = c->C + i0 * tp + 8 * v0;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 fa[2][2];
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) fa[r][v] = c->first ? _mm256_setzero_ps() : _mm256_loadu_ps(C + r * tp + 8 * v);
+    for (int b = 0; b < kb; b++) {
+        __m256i ia[2][2];
+        if (ty == G4_T_Q4_0) {
+            __m256i s16[2][2];
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                __m256i x[2];
+#pragma GCC unroll 2
+                for (int v = 0; v < V; v++) x[v] = _mm256_loadu_si256((const __m256i *)(const void *)(xt + v * nb * 64 + 64 * b + 8 * g));
+#pragma GCC unroll 2
+                for (int r = 0; r < R; r++) {
+                    const __m256i wb = _mm256_set1_epi32(rd32i(w + (size_t)r * kb * 32 + 32 * b + 4 * g));
+#pragma GCC unroll 2
+                    for (int v = 0; v < V; v++) {
+                        const __m256i p = _mm256_maddubs_epi16(wb, x[v]);
+                        s16[r][v] = g == 0 ? p : _mm256_add_epi16(s16[r][v], p);
+                    }
+                }
+            }
+#pragma GCC unroll 2
+            for (int v = 0; v < V; v++) {
+                const __m256i s0 = _mm256_loadu_si256((const __m256i *)(const void *)(xs + v * nb * 8 + 8 * b));
+#pragma GCC unroll 2
+                for (int r = 0; r < R; r++) ia[r][v] = _mm256_add_epi32(s0, _mm256_madd_epi16(s16[r][v], ones));
+            }
+        } else {
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+                for (int v = 0; v < V; v++) ia[r][v] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+            for (int g = 0; g < 8; g++) {
+                __m256i x[2];
+#pragma GCC unroll 2
+                for (int v = 0; v < V; v++) x[v] = _mm256_loadu_si256((const __m256i *)(const void *)(xt + v * nb * 64 + 64 * b + 8 * g));
+#pragma GCC unroll 2
+                for (int r = 0; r < R; r++) {
+                    const __m256i wb = _mm256_set1_epi32(rd32i(w + (size_t)r * kb * 32 + 32 * b + 4 * g));
+                    const __m256i wa = _mm256_abs_epi8(wb);
+#pragma GCC unroll 2
+                    for (int v = 0; v < V; v++)
+                        ia[r][v] = _mm256_add_epi32(ia[r][v], _mm256_madd_epi16(_mm256_maddubs_epi16(wa, _mm256_sign_epi8(x[v], wb)), ones));
+                }
+            }
+        }
+        __m256 dx[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) dx[v] = _mm256_loadu_ps(xd + v * nb * 8 + 8 * b);
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            const __m256 dw = _mm256_set1_ps(pd[r * kb + b]);
+#pragma GCC unroll 2
+            for (int v = 0; v < V; v++)
+                fa[r][v] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ia[r][v]), _mm256_mul_ps(dw, dx[v]), fa[r][v]);
+        }
+    }
+#pragma GCC unroll 2
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) {
+            if (!c->last) { _mm256_storeu_ps(C + r * tp + 8 * v, fa[r][v]); continue; }
+            float o[8];
+            _mm256_storeu_ps(o, fa[r][v]);
+            const int t0 = 8 * (v0 + v);
+            for (int l = 0; l < 8 && t0 + l < c->T; l++) c->Y[(int64_t)(t0 + l) * c->rows + c->r0 + i0 + r] = o[l];
+        }
+}
+
+#define QK2(R, V) case 10 * R + V: if (q4) qg2_kernel(G4_T_Q4_0, R, V, c, i, v); else qg2_kernel(G4_T_Q8_0, R, V, c, i, v); break;
+
+static void q8_chunk_avx2(const opt_q8_chunk *c)
+{
+    const int q4 = c->uns;             /* Q4_0 unsigned nibbles; Q8_0 signed (u_q8 = 0) */
+    for (int v = 0; v < c->ntile; v += 2) {
+        const int V = c->ntile - v < 2 ? c->ntile - v : 2;
+        for (int i = 0; i < c->nr; i += 2) {
+            const int R = c->nr - i < 2 ? c->nr - i : 2;
+            switch (10 * R + V) {
+            QK2(1, 1) QK2(1, 2) QK2(2, 1) QK2(2, 2)
+            default: break;
+            }
+        }
+    }
+}
+
+static const opt_q8_gemm_isa q8_gemm_avx2 = { 0, 1, 0, q8_chunk_avx2, 8, opt_avx2_q8_form };
+
+const opt_q8_gemm_isa *opt_avx2_q8_gemm_get(void) { return &q8_gemm_avx2; }
+
 int opt_avx2_q8_gemv(float *Y, const g4_tensor *W, const float *X, int T)
 {
     return opt_q8_gemv(q8_rows_avx2, opt_avx2_q8_quant, Y, W, X, T);
@@ -573,7 +718,7 @@ int opt_avx2_q8_gemv(float *Y, const g4_tensor *W, const float *X, int T)
 
 static void avx2_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
 {
-    if (opt_avx2_q8_gemv(Y, W, X, T) == 0 || opt_q8_gemm(&opt_q8_gemm_c, opt_avx2_q8_quant, Y, W, X, T) == 0) return;
+    if (opt_avx2_q8_gemv(Y, W, X, T) == 0 || opt_q8_gemm(&q8_gemm_avx2, opt_avx2_q8_quant, Y, W, X, T) == 0) return;
     avx2_matmul(Y, W, X, T);
 }
 

@@ -198,6 +198,96 @@ AI void q8_rows_vnni(const int ty, const uint8_t *const w[4], const int8_t *xq, 
     }
 }
 
+/* ---- the q8 mode's prefill GEMM with AVX-512 VNNI (opt.h, opt_q8_chunk) --------------------
+ * Lanes are tokens: the driver tiles the activations 16 tokens side by side (xt_nt = 16), so
+ * one 64-byte load is group g (4 bytes) of block b for 16 tokens, and one vpdpbusd against a
+ * row's 4 weight bytes of that group, broadcast, adds 4 products to every token's lane. 8 of them
+ * leave each lane the block's int32 sum for that row and token (started at -off times the
+ * token's block sum of q, which takes the offset back: exact); then, like
+ * g4_dot_row_q8_serial, acc = fma((float)S, dw * dx, acc). The panel is just each row's blocks
+ * unpacked to 32 unsigned bytes in value order (Q4_0's nibbles, Q8_0's q + 128) and its scales,
+ * so forming it is a row-wise unpack, no transpose (opt_avx2_q8_form). The micro-kernel holds 4 rows x 32 tokens:
+ * per block 64 vpdpbusd (8192 products) for 8 conversions, 8 scale products and 8 FMAs. Sums
+ * live in C[row][token] between chunks and go to Y[token][row] after the last. */
+AI int32_t rd32(const uint8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
+
+/* rows i0 .. i0 + R - 1 (R <= 4) x token tiles v0 .. v0 + V - 1 (V <= 2) over the chunk */
+AI void qg_kernel(const int R, const int V, const opt_q8_chunk *c, int i0, int v0)
+{
+    const int kb = c->kb;
+    const int64_t nb = c->nb, tp = (int64_t)c->ntile * 16;
+    const int32_t *xt = c->xt + ((int64_t)v0 * nb + c->b0) * 128;      /* tile v at + v nb 128 */
+    const float *xd = c->xtd + ((int64_t)v0 * nb + c->b0) * 16;        /* tile v at + v nb 16 */
+    const int32_t *xs = c->xts + ((int64_t)v0 * nb + c->b0) * 16;
+    const uint8_t *w = c->P + (size_t)i0 * kb * 32;                     /* row r at + r kb 32 */
+    const float *pd = c->PD + (size_t)i0 * kb;
+    float *C = c->C + i0 * tp + 16 * v0;
+    __m512 fa[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) fa[r][v] = c->first ? _mm512_setzero_ps() : _mm512_loadu_ps(C + r * tp + 16 * v);
+    for (int b = 0; b < kb; b++) {
+        __m512i ia[4][2];
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) {
+            const __m512i s0 = _mm512_loadu_si512((const void *)(xs + v * nb * 16 + 16 * b));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) ia[r][v] = s0;
+        }
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) {
+            __m512i x[2];
+#pragma GCC unroll 2
+            for (int v = 0; v < V; v++) x[v] = _mm512_loadu_si512((const void *)(xt + v * nb * 128 + 128 * b + 16 * g));
+#pragma GCC unroll 4
+            for (int r = 0; r < R; r++) {
+                const __m512i wb = _mm512_set1_epi32(rd32(w + (size_t)r * kb * 32 + 32 * b + 4 * g));
+#pragma GCC unroll 2
+                for (int v = 0; v < V; v++) ia[r][v] = _mm512_dpbusd_epi32(ia[r][v], wb, x[v]);
+            }
+        }
+        __m512 dx[2];
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) dx[v] = _mm512_loadu_ps(xd + v * nb * 16 + 16 * b);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const __m512 dw = _mm512_set1_ps(pd[r * kb + b]);
+#pragma GCC unroll 2
+            for (int v = 0; v < V; v++)
+                fa[r][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(ia[r][v]), _mm512_mul_ps(dw, dx[v]), fa[r][v]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 2
+        for (int v = 0; v < V; v++) {
+            if (!c->last) { _mm512_storeu_ps(C + r * tp + 16 * v, fa[r][v]); continue; }
+            float o[16];
+            _mm512_storeu_ps(o, fa[r][v]);
+            const int t0 = 16 * (v0 + v);
+            for (int l = 0; l < 16 && t0 + l < c->T; l++) c->Y[(int64_t)(t0 + l) * c->rows + c->r0 + i0 + r] = o[l];
+        }
+}
+
+#define QK(R, V) case 10 * R + V: qg_kernel(R, V, c, i, v); break;
+
+static void q8_chunk_vnni(const opt_q8_chunk *c)
+{
+    for (int v = 0; v < c->ntile; v += 2) {
+        const int V = c->ntile - v < 2 ? c->ntile - v : 2;
+        for (int i = 0; i < c->nr; i += 4) {
+            const int R = c->nr - i < 4 ? c->nr - i : 4;
+            switch (10 * R + V) {
+            QK(1, 1) QK(1, 2) QK(2, 1) QK(2, 2) QK(3, 1) QK(3, 2) QK(4, 1) QK(4, 2)
+            default: break;
+            }
+        }
+    }
+}
+
+static const opt_q8_gemm_isa q8_gemm_vnni = { 0, 1, 1, q8_chunk_vnni, 16, opt_avx2_q8_form };
+
 static void q8_rows_512(int ty, const uint8_t *const w[4], const int8_t *xq, const float *xd, const int32_t *sg,
                         int64_t nb, size_t pf, float out[4])
 {
@@ -212,7 +302,7 @@ static int vnni;                    /* AVX512BW + AVX512_VNNI: set by the getter
 static void avx512_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
 {
     if ((vnni ? opt_q8_gemv(q8_rows_512, opt_avx2_q8_quant, Y, W, X, T) : opt_avx2_q8_gemv(Y, W, X, T)) == 0) return;
-    if (opt_q8_gemm(&opt_q8_gemm_c, opt_avx2_q8_quant, Y, W, X, T) == 0) return;
+    if (opt_q8_gemm(vnni ? &q8_gemm_vnni : opt_avx2_q8_gemm_get(), opt_avx2_q8_quant, Y, W, X, T) == 0) return;
     avx512_matmul(Y, W, X, T);
 }
 

@@ -148,6 +148,8 @@ static float *q8_d;           /* [T][cols / 32] their scales */
 static int32_t *q8_g;         /* [T][cols / 4] sum of q over each group of 4 (for offsets) */
 static int32_t *q8_s;         /* [T][cols / 32] sum of q over each block (GEMM offsets) */
 static int64_t q8_cap;        /* values of q8_x */
+static int32_t *q8_xt;        /* the GEMM's activation tiles (opt_q8_chunk: xt, then xtd, xts) */
+static int64_t q8_xt_cap;     /* int32 values of q8_xt */
 
 void opt_q8_quant_ref(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg)
 {
@@ -307,6 +309,9 @@ typedef struct {
     int64_t rows, cols, nb;
     float *Y;
     int T;
+    int nt, ntile;                      /* the activation tiles, when the ISA takes them */
+    const int32_t *xt, *xts;
+    const float *xtd;
 } q8g_job;
 
 static void q8g_task(void *ctx, int64_t item, int tid)
@@ -315,38 +320,79 @@ static void q8g_task(void *ctx, int64_t item, int tid)
     const int R = j->g->lanes, uns = j->ty == G4_T_Q8_0 ? j->g->u_q8 : j->g->u_q4;
     const int64_t r0 = item * OPT_Q8_GEMM_ROWS;
     const int nr = (int)(j->rows - r0 < OPT_Q8_GEMM_ROWS ? j->rows - r0 : OPT_Q8_GEMM_ROWS);
-    float *PD = opt_scratch(tid, OPT_Q8_GEMM_SCRATCH);                  /* [sub][KB][lanes] */
-    uint8_t *P = (uint8_t *)(PD + OPT_Q8_GEMM_ROWS * OPT_Q8_GEMM_KB);     /* [sub][KB][8][lanes][4] */
-    opt_q8_chunk c = { P, PD, nr, 0, R, uns, 0, 0, q8_x, q8_d, q8_s, j->cols, j->nb, j->T, j->Y, j->rows, r0, 1 };
+    float *PD = opt_scratch(tid, OPT_Q8_GEMM_SCRATCH + OPT_Q8_GEMM_ROWS * (size_t)j->ntile * j->nt);  /* [sub][KB][lanes] */
+    uint8_t *P = (uint8_t *)(PD + OPT_Q8_GEMM_ROWS * OPT_Q8_GEMM_KB);     /* [sub][KB][8][lanes][4], then C */
+    opt_q8_chunk c = { P, PD, nr, 0, R, uns, 0, 0, q8_x, q8_d, q8_s, j->cols, j->nb, j->T, j->Y, j->rows, r0, 1,
+                       0, j->nt, j->ntile, j->xt, j->xtd, j->xts, (float *)(P + OPT_Q8_GEMM_ROWS * OPT_Q8_GEMM_KB * 32) };
     c.off = uns ? (j->ty == G4_T_Q8_0 ? 128 : 8) : 0;
     for (int64_t b0 = 0; b0 < j->nb; b0 += OPT_Q8_GEMM_KB) {
         c.kb = (int)(j->nb - b0 < OPT_Q8_GEMM_KB ? j->nb - b0 : OPT_Q8_GEMM_KB);
         c.b0 = b0;
         c.first = b0 == 0;
-        q8_form(j->ty, j->W, j->rb, r0, nr, b0, c.kb, R, uns, P, PD);
+        c.last = b0 + c.kb == j->nb;
+        if (j->g->form) j->g->form(j->ty, j->W, j->rb, r0, nr, b0, c.kb, uns, P, PD);
+        else q8_form(j->ty, j->W, j->rb, r0, nr, b0, c.kb, R, uns, P, PD);
         j->g->chunk(&c);
     }
+}
+
+/* the activation tiles of opt_q8_chunk (xt_nt > 0), once per call; -1: out of memory */
+static int q8_tiles(int nt, int T, int64_t cols, int off, q8g_job *j)
+{
+    const int64_t nb = cols / 32, ntile = (T + nt - 1) / nt, n = ntile * nb * nt * 10;   /* xt: 8, xtd, xts */
+    if (n > q8_xt_cap) {
+        int32_t *p = realloc(q8_xt, sizeof(int32_t) * (size_t)n);
+        if (!p) return -1;
+        q8_xt = p;
+        q8_xt_cap = n;
+    }
+    int32_t *xt = q8_xt, *xts = q8_xt + ntile * nb * nt * 9;
+    float *xtd = (float *)(q8_xt + ntile * nb * nt * 8);
+    for (int64_t v = 0; v < ntile; v++)
+        for (int64_t b = 0; b < nb; b++)
+            for (int i = 0; i < nt; i++) {
+                const int64_t t = v * nt + i, k = (v * nb + b) * nt + i;
+                for (int g = 0; g < 8; g++) {
+                    int32_t w = 0;
+                    if (t < T) memcpy(&w, q8_x + t * cols + 32 * b + 4 * g, 4);
+                    xt[((v * nb + b) * 8 + g) * nt + i] = w;
+                }
+                xtd[k] = t < T ? q8_d[t * nb + b] : 0.0f;
+                xts[k] = t < T ? -off * q8_s[t * nb + b] : 0;
+            }
+    j->nt = nt;
+    j->ntile = (int)ntile;
+    j->xt = xt;
+    j->xtd = xtd;
+    j->xts = xts;
+    return 0;
 }
 
 int opt_q8_gemm(const opt_q8_gemm_isa *g, opt_q8_quant_fn quant, float *Y, const g4_tensor *W, const float *X, int T)
 {
     const int64_t cols = W->ne[0], rows_n = W->ne[1], nb = cols / 32;
     if (T < G4_Q8_MAX_T || !q8_applies(W)) return -1;
-    if (q8_round(quant, X, T, cols) || opt_scratch_reserve(OPT_Q8_GEMM_SCRATCH)) {
+    const int64_t tpad = g->xt_nt > 0 ? (T + g->xt_nt - 1) / g->xt_nt * g->xt_nt : 0;
+    if (q8_round(quant, X, T, cols) || opt_scratch_reserve(OPT_Q8_GEMM_SCRATCH + OPT_Q8_GEMM_ROWS * tpad)) {
         q8_oom(Y, (int64_t)T * rows_n);
         return 0;
     }
     for (int64_t i = 0; i < (int64_t)T * nb; i++) {
         int32_t s = 0;
-        for (int g = 0; g < 8; g++) s += q8_g[8 * i + g];
+        for (int k = 0; k < 8; k++) s += q8_g[8 * i + k];
         q8_s[i] = s;
     }
-    q8g_job j = { g, W->type, W->data, g4_row_bytes(W->type, cols), rows_n, cols, nb, Y, T };
+    q8g_job j = { g, W->type, W->data, g4_row_bytes(W->type, cols), rows_n, cols, nb, Y, T, 0, 0, NULL, NULL, NULL };
+    const int uns = W->type == G4_T_Q8_0 ? g->u_q8 : g->u_q4;
+    if (g->xt_nt > 0 && q8_tiles(g->xt_nt, T, cols, uns ? (W->type == G4_T_Q8_0 ? 128 : 8) : 0, &j)) {
+        q8_oom(Y, (int64_t)T * rows_n);
+        return 0;
+    }
     opt_parallel(q8g_task, &j, (rows_n + OPT_Q8_GEMM_ROWS - 1) / OPT_Q8_GEMM_ROWS);
     return 0;
 }
 
-const opt_q8_gemm_isa opt_q8_gemm_c = { 4, 0, 0, opt_q8_chunk_c };
+const opt_q8_gemm_isa opt_q8_gemm_c = { 4, 0, 0, opt_q8_chunk_c, 0, NULL };
 
 /* ---- elementwise -------------------------------------------------------------------------- */
 

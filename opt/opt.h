@@ -188,17 +188,36 @@ typedef struct {
     int T;
     float *Y;                   /* [T][rows]: outputs r0 .. r0 + nr - 1 of every token */
     int64_t rows, r0;
-    int first;                  /* 1: the sums start from 0, else from Y */
+    int first;                  /* 1: the sums start from 0, else from Y (or C) */
+    /* ISAs with xt_nt > 0 (lanes = tokens): the activations tiled once per call, nt tokens side
+     * by side, and a buffer for the item's sums (Y is written when last) */
+    int last;                   /* 1: the item's last chunk */
+    int nt, ntile;              /* tokens per tile (xt_nt), tiles (ceil(T / nt); padding tokens are 0) */
+    const int32_t *xt;          /* [ntile][nb][8][nt] each token's 4 bytes of group g (as an int32) */
+    const float *xtd;           /* [ntile][nb][nt] their scales */
+    const int32_t *xts;         /* [ntile][nb][nt] -off x their block sums (where the sums start) */
+    float *C;                   /* [OPT_Q8_GEMM_ROWS][ntile * nt] the item's sums between chunks */
 } opt_q8_chunk;
 typedef struct {
-    int lanes;                  /* int32 lanes of the ISA's vector: rows per sub-panel */
+    int lanes;                  /* the generic panel's rows per sub-panel (the int32 lanes) */
     int u_q4, u_q8;             /* 1: that type's bytes unsigned (w + 8, w + 128), 0: int8 */
     void (*chunk)(const opt_q8_chunk *c);   /* for every t < T, i < nr: Y[t][r0 + i] by the rule */
+    int xt_nt;                  /* 0, or the tokens per activation tile (above) */
+    /* NULL: the generic panel below; else the ISA's own layout in P (<= OPT_Q8_GEMM_ROWS x
+     * OPT_Q8_GEMM_KB x 32 bytes) and PD (<= OPT_Q8_GEMM_ROWS x OPT_Q8_GEMM_KB floats) */
+    void (*form)(g4_type ty, const uint8_t *W, size_t rb, int64_t r0, int nr, int64_t b0, int kb,
+                 int uns, uint8_t *P, float *PD);
 } opt_q8_gemm_isa;
 /* 0 done, -1 not applicable (T < G4_Q8_MAX_T, another type): then the caller's other matmul */
 int opt_q8_gemm(const opt_q8_gemm_isa *g, opt_q8_quant_fn quant, float *Y, const g4_tensor *W, const float *X, int T);
 void opt_q8_chunk_c(const opt_q8_chunk *c);       /* the chunk kernel in plain C */
 extern const opt_q8_gemm_isa opt_q8_gemm_c;       /* { 4 lanes, int8, opt_q8_chunk_c } */
+#if defined(__x86_64__)
+/* opt/avx2.c, for avx512.c: the row-wise panel former (lanes = tokens) and the avx2 q8 GEMM */
+void opt_avx2_q8_form(g4_type ty, const uint8_t *W, size_t rb, int64_t r0, int nr, int64_t b0, int kb,
+                      int uns, uint8_t *P, float *PD);
+const opt_q8_gemm_isa *opt_avx2_q8_gemm_get(void);
+#endif
 
 /* every table g4 knows, best first (dispatch.c): name and getter */
 typedef struct {
