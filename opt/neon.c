@@ -651,12 +651,187 @@ static void neon_q8_quant(const float *x, int64_t n, int8_t *q, float *d, int32_
     }
 }
 
+/* ---- the q8 mode's prefill GEMM (driver: opt_q8_gemm, opt/gemm.c; opt.h, opt_q8_chunk) -----
+ * The panel holds 4 rows side by side, signed (lanes = 4, u_q4 = u_q8 = 0: Q4_0 as q - 8, Q8_0
+ * as q, so off = 0): for sub-panel s and block b, P + 128 (s kb + b) is 8 vectors of 16 bytes,
+ * vector g = group g (values 4g .. 4g + 3) of rows 4s .. 4s + 3, 4 bytes per row, and
+ * PD + 4 (s kb + b) their 4 scales. The token's 32 values of the block are two vectors, values
+ * 0-15 (groups 0-3) and 16-31 (groups 4-7): group g is 32-bit lane g % 4 of vector g / 4.
+ * Lane l of an int32 vector gathers row l's block sum S, by one of two kernels (HWCAP):
+ *   dotprod: vdotq_laneq_s32(ia, w_g, x, g % 4) adds to lane l the 4 products of row l's
+ *     group g and the token's; 8 of them leave S. A tile is 2 sub-panels (8 rows) x 4 tokens:
+ *     per block 16 weight and 8 token vectors feed 64 sdot.
+ *   armv8.0: the token's group broadcast to the 4 lanes, vmull_s8 against w_g gives the 16-bit
+ *     products of rows 0-1 (low half) and rows 2-3 (high half), exact (|w x| <= 128 x 127);
+ *     vpadalq_s16 adds them in pairs to int32 lanes (row, pair) and after 8 groups vpaddq_s32
+ *     folds the pairs: lane l = S of row l. A tile is 1 sub-panel x 4 tokens (the pair sums
+ *     take twice the registers).
+ * The integer sums are exact in any order (|S| <= 32 x 128 x 127 < 2^24, so (float)S is exact
+ * too). Then per block, in order, opt_q8_chunk_c's fp32 step: scale = dw * dx rounded once
+ * (vmulq_n_f32), acc = fma((float)S, scale, acc) by vfmaq_f32 (fused, one rounding), which is
+ * the C kernel's fmaf bit for bit; acc starts from 0 (the first chunk) or from Y. Only rows
+ * below nr are read and written (a partial last sub-panel through a 4-float buffer: the lanes
+ * past it are another token's or another work item's outputs). A tail of 1-3 tokens runs the
+ * same tile with fewer tokens. Every loop over sub-panels, tokens and groups is unrolled
+ * (GCC's -O2 keeps such loops and the accumulator arrays go to the stack). */
+
+#define UNROLL _Pragma("GCC unroll 4")
+
+/* 4 outputs from y (n >= 4) or its first n (< 4) and zeros; the store writes back only those */
+AI float32x4_t q8c_load(const float *y, int n)
+{
+    if (n >= 4) return vld1q_f32(y);
+    float b[4] = { 0.0f, 0.0f, 0.0f, 0.0f };
+    memcpy(b, y, sizeof(float) * (size_t)n);
+    return vld1q_f32(b);
+}
+
+AI void q8c_store(float *y, int n, float32x4_t v)
+{
+    if (n >= 4) { vst1q_f32(y, v); return; }
+    float b[4];
+    vst1q_f32(b, v);
+    memcpy(y, b, sizeof(float) * (size_t)n);
+}
+
+/* group k (0..3) of the 16 values x, broadcast to the 4 lanes (the lane must be an immediate) */
+AI int8x16_t q8c_bcast(int8x16_t x, const int k)
+{
+    const int32x4_t v = vreinterpretq_s32_s8(x);
+    switch (k) {
+    case 0: return vreinterpretq_s8_s32(vdupq_laneq_s32(v, 0));
+    case 1: return vreinterpretq_s8_s32(vdupq_laneq_s32(v, 1));
+    case 2: return vreinterpretq_s8_s32(vdupq_laneq_s32(v, 2));
+    default: return vreinterpretq_s8_s32(vdupq_laneq_s32(v, 3));
+    }
+}
+
+/* The block sums of NS sub-panels x TT tokens, armv8.0: w = the block's 8 group vectors of the
+ * first sub-panel (sub-panel j at w + j ss), x[t] = token t's 32 values; lane l of ia[j][t] =
+ * S of row 4 j + l and token t */
+AI void q8c_sums_v80(const int NS, const int TT, const int8_t *w, size_t ss, const int8_t *const x[4],
+                     int32x4_t ia[2][4])
+{
+    int32x4_t a01[2][4], a23[2][4];         /* lanes (row, pair): (0, 0) (0, 1) (1, 0) (1, 1), rows 2, 3 */
+    UNROLL for (int j = 0; j < NS; j++)
+        UNROLL for (int t = 0; t < TT; t++) a01[j][t] = a23[j][t] = vdupq_n_s32(0);
+    UNROLL for (int h = 0; h < 2; h++) {
+        int8x16_t xv[4];
+        UNROLL for (int t = 0; t < TT; t++) xv[t] = vld1q_s8(x[t] + 16 * h);
+        UNROLL for (int k = 0; k < 4; k++)                                  /* group 4 h + k */
+            UNROLL for (int j = 0; j < NS; j++) {
+                const int8x16_t wg = vld1q_s8(w + j * ss + 16 * (4 * h + k));
+                UNROLL for (int t = 0; t < TT; t++) {
+                    const int8x16_t xg = q8c_bcast(xv[t], k);
+                    a01[j][t] = vpadalq_s16(a01[j][t], vmull_s8(vget_low_s8(wg), vget_low_s8(xg)));
+                    a23[j][t] = vpadalq_s16(a23[j][t], vmull_high_s8(wg, xg));
+                }
+            }
+    }
+    UNROLL for (int j = 0; j < NS; j++)
+        UNROLL for (int t = 0; t < TT; t++) ia[j][t] = vpaddq_s32(a01[j][t], a23[j][t]);
+}
+
+/* The chunk kernel around a block-sum kernel SUMS, tiles of at most NSMAX sub-panels x 4
+ * tokens: written once, expanded twice like DEFINE_Q8_ROWS (dotprod inside its target region) */
+#define DEFINE_Q8_CHUNK(name, SUMS, NSMAX)                                                     \
+    AI void name##_tile(const int NS, const int TT, const opt_q8_chunk *c, int s, int t0)     \
+    {                                                                                         \
+        const size_t ss = (size_t)c->kb * 128;                 /* bytes per sub-panel */      \
+        const int8_t *P = (const int8_t *)c->P + s * ss;                                      \
+        const float *PD = c->PD + (size_t)s * c->kb * 4;                                      \
+        const int8_t *x[4];                                                                   \
+        const float *xd[4];                                                                   \
+        float *y[4];                                                                          \
+        float32x4_t fa[2][4];                                                                 \
+        UNROLL for (int t = 0; t < TT; t++) {                                                 \
+            x[t] = c->xq + (int64_t)(t0 + t) * c->cols + 32 * c->b0;                          \
+            xd[t] = c->xd + (int64_t)(t0 + t) * c->nb + c->b0;                                \
+            y[t] = c->Y + (int64_t)(t0 + t) * c->rows + c->r0 + 4 * s;                        \
+            UNROLL for (int j = 0; j < NS; j++)                                               \
+                fa[j][t] = c->first ? vdupq_n_f32(0.0f) : q8c_load(y[t] + 4 * j, c->nr - 4 * (s + j)); \
+        }                                                                                     \
+        for (int b = 0; b < c->kb; b++) {                                                     \
+            const int8_t *xb[4];                                                              \
+            int32x4_t ia[2][4];                                                               \
+            UNROLL for (int t = 0; t < TT; t++) xb[t] = x[t] + 32 * b;                        \
+            SUMS(NS, TT, P + 128 * b, ss, xb, ia);                                            \
+            UNROLL for (int j = 0; j < NS; j++) {                                             \
+                const float32x4_t dw = vld1q_f32(PD + (size_t)j * c->kb * 4 + 4 * b);         \
+                UNROLL for (int t = 0; t < TT; t++)                                           \
+                    fa[j][t] = vfmaq_f32(fa[j][t], vcvtq_f32_s32(ia[j][t]), vmulq_n_f32(dw, xd[t][b])); \
+            }                                                                                 \
+        }                                                                                     \
+        UNROLL for (int t = 0; t < TT; t++)                                                   \
+            UNROLL for (int j = 0; j < NS; j++) q8c_store(y[t] + 4 * j, c->nr - 4 * (s + j), fa[j][t]); \
+    }                                                                                         \
+    static void name(const opt_q8_chunk *c)                                                   \
+    {                                                                                         \
+        const int nsub = (c->nr + 3) / 4;                                                     \
+        for (int s = 0; s < nsub; s += NSMAX) {                                               \
+            const int two = NSMAX == 2 && nsub - s >= 2;                                      \
+            for (int t0 = 0; t0 < c->T; t0 += 4) {                                            \
+                const int tt = c->T - t0 < 4 ? c->T - t0 : 4;                                 \
+                if (two) {                                                                    \
+                    if (tt == 4) name##_tile(2, 4, c, s, t0);                                 \
+                    else if (tt == 3) name##_tile(2, 3, c, s, t0);                            \
+                    else if (tt == 2) name##_tile(2, 2, c, s, t0);                            \
+                    else name##_tile(2, 1, c, s, t0);                                         \
+                } else {                                                                      \
+                    if (tt == 4) name##_tile(1, 4, c, s, t0);                                 \
+                    else if (tt == 3) name##_tile(1, 3, c, s, t0);                            \
+                    else if (tt == 2) name##_tile(1, 2, c, s, t0);                            \
+                    else name##_tile(1, 1, c, s, t0);                                         \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+DEFINE_Q8_CHUNK(q8_chunk_neon, q8c_sums_v80, 1)
+
+#pragma GCC push_options
+#pragma GCC target("arch=armv8.2-a+dotprod")
+/* ia + in each lane the 4 products of its 4 bytes of w and group k (0..3) of x (k an immediate) */
+AI int32x4_t q8c_sdot(int32x4_t ia, int8x16_t w, int8x16_t x, const int k)
+{
+    switch (k) {
+    case 0: return vdotq_laneq_s32(ia, w, x, 0);
+    case 1: return vdotq_laneq_s32(ia, w, x, 1);
+    case 2: return vdotq_laneq_s32(ia, w, x, 2);
+    default: return vdotq_laneq_s32(ia, w, x, 3);
+    }
+}
+
+/* as q8c_sums_v80, with dotprod */
+AI void q8c_sums_dot(const int NS, const int TT, const int8_t *w, size_t ss, const int8_t *const x[4],
+                     int32x4_t ia[2][4])
+{
+    UNROLL for (int j = 0; j < NS; j++)
+        UNROLL for (int t = 0; t < TT; t++) ia[j][t] = vdupq_n_s32(0);
+    UNROLL for (int h = 0; h < 2; h++) {
+        int8x16_t xv[4];
+        UNROLL for (int t = 0; t < TT; t++) xv[t] = vld1q_s8(x[t] + 16 * h);
+        UNROLL for (int k = 0; k < 4; k++)                                  /* group 4 h + k */
+            UNROLL for (int j = 0; j < NS; j++) {
+                const int8x16_t wg = vld1q_s8(w + j * ss + 16 * (4 * h + k));
+                UNROLL for (int t = 0; t < TT; t++) ia[j][t] = q8c_sdot(ia[j][t], wg, xv[t], k);
+            }
+    }
+}
+
+DEFINE_Q8_CHUNK(q8_chunk_dot, q8c_sums_dot, 2)
+#pragma GCC pop_options
+
+static const opt_q8_gemm_isa q8_gemm_neon = { .lanes = 4, .u_q4 = 0, .u_q8 = 0, .chunk = q8_chunk_neon };
+static const opt_q8_gemm_isa q8_gemm_dot = { .lanes = 4, .u_q4 = 0, .u_q8 = 0, .chunk = q8_chunk_dot };
+
 static opt_q8_rows_fn q8_rows;       /* set by the getter: q8_rows_dot or q8_rows_neon */
+static const opt_q8_gemm_isa *q8_gemm;   /* and q8_gemm_dot or q8_gemm_neon */
 
 static void neon_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
 {
     if (opt_q8_gemv(q8_rows, neon_q8_quant, Y, W, X, T) == 0) return;
-    if (opt_q8_gemm(&opt_q8_gemm_c, neon_q8_quant, Y, W, X, T) == 0) return;
+    if (opt_q8_gemm(q8_gemm, neon_q8_quant, Y, W, X, T) == 0) return;
     neon_matmul(Y, W, X, T);
 }
 
@@ -665,7 +840,9 @@ static g4_kernels K_q8;
 const g4_kernels *opt_neon_q8_table(void)
 {
     if (!q8_rows) {
-        q8_rows = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) ? q8_rows_dot : q8_rows_neon;
+        const int dot = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+        q8_rows = dot ? q8_rows_dot : q8_rows_neon;
+        q8_gemm = dot ? &q8_gemm_dot : &q8_gemm_neon;
         K_q8 = K;
         K_q8.name = "neon-q8";
         K_q8.matmul = neon_q8_matmul;
