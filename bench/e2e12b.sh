@@ -6,8 +6,9 @@
 # Makes the two synthetic files once in $G4_BENCH_DIR (default /tmp/g4-bench; 6.7 + 12.7 GB,
 # ~2 + ~3 min), then runs `g4 bench` per (type, threads): one run with --pp 64 --tg 16 and one
 # with --pp 512 (each pays the first touch of the weights once, reported as first_s), with the
-# best kernel table, the best table of the opt-in q8 mode (int8 activations in decode) at 1 and
-# 2 threads, and the avx2 table at 2 threads for comparison when the best is another.
+# best kernel table, the best table of the opt-in q8 mode (int8 activations in every Q8_0/Q4_0
+# matmul) at 1 and 2 threads, and the avx2 table at 2 threads for comparison when the best is
+# another.
 # The limits (`g4 bench --kernels-micro --limits`: DRAM read, FMA peak) are measured before each
 # group of runs. One repetition each ($G4_BENCH_REPS to change): ~40 min on the 2-core VM. JSON
 # lines on stdout, progress on stderr. Run nothing else meanwhile.
@@ -34,7 +35,7 @@ for ty in q4_0 q8_0; do
     echo "bench: $ty, $t thread(s): pp512" >&2
     "$G4" bench "$f" --pp 512 --tg 0 --reps "$REPS" -t "$t" || rc=1
   done
-  # the opt-in q8 mode (int8 activations in the decode GEMV): the best q8 table this CPU has
+  # the opt-in q8 mode (int8 activations in the GEMV and GEMM): the best q8 table this CPU has
   q8=""
   for k in avx512-q8 avx2-q8; do
     if "$G4" bench --pp 1 --tg 0 --reps 1 --kernels "$k" >/dev/null 2>&1; then q8=$k; break; fi
@@ -45,6 +46,8 @@ for ty in q4_0 q8_0; do
     for t in 2 1; do
       echo "bench: $ty, $t thread(s), $q8 (q8 mode): pp64 + tg16" >&2
       "$G4" bench "$f" --pp 64 --tg 16 --reps "$REPS" -t "$t" --kernels "$q8" || rc=1
+      echo "bench: $ty, $t thread(s), $q8 (q8 mode): pp512" >&2
+      "$G4" bench "$f" --pp 512 --tg 0 --reps "$REPS" -t "$t" --kernels "$q8" || rc=1
     done
   fi
   if [ "${G4_KERNELS:-}" = "" ] && "$G4" bench --pp 1 --tg 0 --reps 1 --kernels avx512 >/dev/null 2>&1; then
