@@ -685,8 +685,7 @@ AI void qg2_kernel(const int ty, const int R, const int V, const opt_q8_chunk *c
             if (!c->last) { _mm256_storeu_ps(C + r * tp + 8 * v, fa[r][v]); continue; }
             float o[8];
             _mm256_storeu_ps(o, fa[r][v]);
-            const int t0 = 8 * (v0 + v);
-            for (int l = 0; l < 8 && t0 + l < c->T; l++) c->Y[(int64_t)(t0 + l) * c->rows + c->r0 + i0 + r] = o[l];
+            opt_q8_put(c, i0 + r, 8 * (v0 + v), o, 8);
         }
 }
 

@@ -265,8 +265,7 @@ AI void qg_kernel(const int R, const int V, const opt_q8_chunk *c, int i0, int v
             if (!c->last) { _mm512_storeu_ps(C + r * tp + 16 * v, fa[r][v]); continue; }
             float o[16];
             _mm512_storeu_ps(o, fa[r][v]);
-            const int t0 = 16 * (v0 + v);
-            for (int l = 0; l < 16 && t0 + l < c->T; l++) c->Y[(int64_t)(t0 + l) * c->rows + c->r0 + i0 + r] = o[l];
+            opt_q8_put(c, i0 + r, 16 * (v0 + v), o, 16);
         }
 }
 

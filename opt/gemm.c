@@ -301,6 +301,11 @@ void opt_q8_chunk_c(const opt_q8_chunk *c)
             }
 }
 
+void opt_q8_put(const opt_q8_chunk *c, int i, int t0, const float *o, int n)
+{
+    for (int l = 0; l < n && t0 + l < c->T; l++) c->Y[(int64_t)(t0 + l) * c->rows + c->r0 + i] = o[l];
+}
+
 typedef struct {
     const opt_q8_gemm_isa *g;
     g4_type ty;

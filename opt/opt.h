@@ -211,6 +211,8 @@ typedef struct {
 /* 0 done, -1 not applicable (T < G4_Q8_MAX_T, another type): then the caller's other matmul */
 int opt_q8_gemm(const opt_q8_gemm_isa *g, opt_q8_quant_fn quant, float *Y, const g4_tensor *W, const float *X, int T);
 void opt_q8_chunk_c(const opt_q8_chunk *c);       /* the chunk kernel in plain C */
+/* lanes = tokens, the last chunk: row i's sums of tokens t0 .. t0 + n - 1 (o[n]) into Y, up to T */
+void opt_q8_put(const opt_q8_chunk *c, int i, int t0, const float *o, int n);
 extern const opt_q8_gemm_isa opt_q8_gemm_c;       /* { 4 lanes, int8, opt_q8_chunk_c } */
 #if defined(__x86_64__)
 /* opt/avx2.c, for avx512.c: the row-wise panel former (lanes = tokens) and the avx2 q8 GEMM */
