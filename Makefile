@@ -23,8 +23,9 @@ LIB_OBJ  := $(REF_SRC:%.c=$(B)/%.o) $(OPT_SRC:%.c=$(B)/%.o) $(BENCH_SRC:%.c=$(B)
 REF_OBJ  := $(REF_SRC:%.c=$(B)/%.o) $(B)/ref/pick.o $(BENCH_SRC:%.c=$(B)/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(B)/tests/%)
-# bad-input tests are also built with AddressSanitizer + UBSan
-ASAN_TESTS := $(filter $(B)/tests/test_bad%,$(TEST_BIN))
+# bad-input tests and the kernel tests (every opt kernel on awkward shapes and tails) are also
+# built with AddressSanitizer + UBSan
+ASAN_TESTS := $(filter $(B)/tests/test_bad% $(B)/tests/test_kernels,$(TEST_BIN))
 ASAN_BIN := $(ASAN_TESTS:$(B)/tests/%=$(B)/asan/%)
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 # per-file target flags for opt/<name>.c (the file checks the CPU at run time before use)
@@ -53,9 +54,9 @@ $(B)/tests/%: tests/%.c $(LIB_OBJ) tests/harness.h tests/taps.h tests/golden.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(LIB_OBJ) -o $@ $(LDLIBS)
 
-$(B)/asan/%: tests/%.c $(REF_SRC) $(OPT_SRC) tests/harness.h
+$(B)/asan/%: tests/%.c $(REF_SRC) $(OPT_SRC) $(BENCH_SRC) tests/harness.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(WARN) $(ASAN_FLAGS) -ffp-contract=off -Iref -Itests $< $(REF_SRC) $(OPT_SRC) -o $@ $(LDLIBS)
+	$(CC) $(CSTD) $(WARN) $(ASAN_FLAGS) -ffp-contract=off -Iref -Itests $< $(REF_SRC) $(OPT_SRC) $(BENCH_SRC) -o $@ $(LDLIBS)
 
 # the CLI under AddressSanitizer + UBSan, for tests/test_cli_asan.sh
 $(B)/asan/g4: ref/main.c $(REF_SRC) $(OPT_SRC) $(BENCH_SRC)
