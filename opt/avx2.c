@@ -623,50 +623,35 @@ AI void qg2_kernel(const int ty, const int R, const int V, const opt_q8_chunk *c
 #pragma GCC unroll 2
         for (int v = 0; v < V; v++) fa[r][v] = c->first ? _mm256_setzero_ps() : _mm256_loadu_ps(C + r * tp + 8 * v);
     for (int b = 0; b < kb; b++) {
-        __m256i ia[2][2];
-        if (ty == G4_T_Q4_0) {
-            __m256i s16[2][2];
+        __m256i ia[2][2], s16[2][2];
 #pragma GCC unroll 8
-            for (int g = 0; g < 8; g++) {
-                __m256i x[2];
+        for (int g = 0; g < 8; g++) {
+            __m256i x[2];
 #pragma GCC unroll 2
-                for (int v = 0; v < V; v++) x[v] = _mm256_loadu_si256((const __m256i *)(const void *)(xt + v * nb * 64 + 64 * b + 8 * g));
+            for (int v = 0; v < V; v++) x[v] = _mm256_loadu_si256((const __m256i *)(const void *)(xt + v * nb * 64 + 64 * b + 8 * g));
 #pragma GCC unroll 2
-                for (int r = 0; r < R; r++) {
-                    const __m256i wb = _mm256_set1_epi32(rd32i(w + (size_t)r * kb * 32 + 32 * b + 4 * g));
+            for (int r = 0; r < R; r++) {
+                const __m256i wb = _mm256_set1_epi32(rd32i(w + (size_t)r * kb * 32 + 32 * b + 4 * g));
+                const __m256i wa = ty == G4_T_Q4_0 ? wb : _mm256_abs_epi8(wb);
 #pragma GCC unroll 2
-                    for (int v = 0; v < V; v++) {
+                for (int v = 0; v < V; v++) {
+                    if (ty == G4_T_Q4_0) {          /* int16 over the block, widened below */
                         const __m256i p = _mm256_maddubs_epi16(wb, x[v]);
                         s16[r][v] = g == 0 ? p : _mm256_add_epi16(s16[r][v], p);
+                    } else {                        /* int32 per group */
+                        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(wa, _mm256_sign_epi8(x[v], wb)), ones);
+                        ia[r][v] = g == 0 ? p : _mm256_add_epi32(ia[r][v], p);
                     }
                 }
             }
+        }
+        if (ty == G4_T_Q4_0)
 #pragma GCC unroll 2
             for (int v = 0; v < V; v++) {
                 const __m256i s0 = _mm256_loadu_si256((const __m256i *)(const void *)(xs + v * nb * 8 + 8 * b));
 #pragma GCC unroll 2
                 for (int r = 0; r < R; r++) ia[r][v] = _mm256_add_epi32(s0, _mm256_madd_epi16(s16[r][v], ones));
             }
-        } else {
-#pragma GCC unroll 2
-            for (int r = 0; r < R; r++)
-#pragma GCC unroll 2
-                for (int v = 0; v < V; v++) ia[r][v] = _mm256_setzero_si256();
-#pragma GCC unroll 8
-            for (int g = 0; g < 8; g++) {
-                __m256i x[2];
-#pragma GCC unroll 2
-                for (int v = 0; v < V; v++) x[v] = _mm256_loadu_si256((const __m256i *)(const void *)(xt + v * nb * 64 + 64 * b + 8 * g));
-#pragma GCC unroll 2
-                for (int r = 0; r < R; r++) {
-                    const __m256i wb = _mm256_set1_epi32(rd32i(w + (size_t)r * kb * 32 + 32 * b + 4 * g));
-                    const __m256i wa = _mm256_abs_epi8(wb);
-#pragma GCC unroll 2
-                    for (int v = 0; v < V; v++)
-                        ia[r][v] = _mm256_add_epi32(ia[r][v], _mm256_madd_epi16(_mm256_maddubs_epi16(wa, _mm256_sign_epi8(x[v], wb)), ones));
-                }
-            }
-        }
         __m256 dx[2];
 #pragma GCC unroll 2
         for (int v = 0; v < V; v++) dx[v] = _mm256_loadu_ps(xd + v * nb * 8 + 8 * b);
@@ -693,7 +678,7 @@ AI void qg2_kernel(const int ty, const int R, const int V, const opt_q8_chunk *c
 
 static void q8_chunk_avx2(const opt_q8_chunk *c)
 {
-    const int q4 = c->uns;             /* Q4_0 unsigned nibbles; Q8_0 signed (u_q8 = 0) */
+    const int q4 = c->ty == G4_T_Q4_0;   /* Q4_0 unsigned nibbles; Q8_0 int8 (u_q8 = 0) */
     for (int v = 0; v < c->ntile; v += 2) {
         const int V = c->ntile - v < 2 ? c->ntile - v : 2;
         for (int i = 0; i < c->nr; i += 2) {

@@ -146,7 +146,6 @@ int opt_gemm(const opt_gemm_isa *g, float *Y, const g4_tensor *W, const float *X
 static int8_t *q8_x;          /* [T][cols] rounded activations; grow, never shrink */
 static float *q8_d;           /* [T][cols / 32] their scales */
 static int32_t *q8_g;         /* [T][cols / 4] sum of q over each group of 4 (for offsets) */
-static int32_t *q8_s;         /* [T][cols / 32] sum of q over each block (GEMM offsets) */
 static int64_t q8_cap;        /* values of q8_x */
 static int32_t *q8_xt;        /* the GEMM's activation tiles (opt_q8_chunk: xt, then xtd, xts) */
 static int64_t q8_xt_cap;     /* int32 values of q8_xt */
@@ -157,7 +156,7 @@ void opt_q8_quant_ref(const float *x, int64_t n, int8_t *q, float *d, int32_t *s
     for (int64_t g = 0; g < n / 4; g++) sg[g] = q[4 * g] + q[4 * g + 1] + q[4 * g + 2] + q[4 * g + 3];
 }
 
-/* rounds the T tokens into q8_x / q8_d / q8_g (and the block sums q8_s); -1: out of memory */
+/* rounds the T tokens into q8_x / q8_d / q8_g; -1: out of memory */
 static int q8_round(opt_q8_quant_fn quant, const float *X, int T, int64_t cols)
 {
     const int64_t nb = cols / 32;
@@ -168,9 +167,7 @@ static int q8_round(opt_q8_quant_fn quant, const float *X, int T, int64_t cols)
         if (nd) q8_d = nd;
         int32_t *ng = realloc(q8_g, sizeof(int32_t) * (size_t)(T * cols / 4));
         if (ng) q8_g = ng;
-        int32_t *ns = realloc(q8_s, sizeof(int32_t) * (size_t)(T * nb));
-        if (ns) q8_s = ns;
-        if (!nx || !nd || !ng || !ns) return -1;
+        if (!nx || !nd || !ng) return -1;
         q8_cap = (int64_t)T * cols;
     }
     if (!quant) quant = opt_q8_quant_ref;
@@ -238,15 +235,14 @@ static uint64_t nib_signed(uint64_t v)
     return ((v | h) - 0x0808080808080808ull) ^ h;
 }
 
-/* The panel of one work item and chunk (opt.h, opt_q8_chunk): rows r0 .. r0 + nr - 1, blocks
- * b0 .. b0 + kb - 1, as P[sub][b][g][lane][4] bytes (group g = values 4g .. 4g + 3 of the block,
- * in value order) and PD[sub][b][lane]. Rows past nr are zero weights (scale 0). Bytes per
- * uns: 1 = w + off (u8), 0 = w (int8). Q4_0 is unpacked 8 values at a time in a 64-bit word. */
+/* The portable panel of one work item and chunk (opt.h, opt_q8_chunk): rows r0 .. r0 + nr - 1,
+ * blocks b0 .. b0 + kb - 1, as int8 weights P[sub][b][g][lane][4] (group g = values 4g .. 4g + 3
+ * of the block, in value order) and PD[sub][b][lane]. Rows past nr are zero weights (scale 0).
+ * Q4_0 is unpacked 8 values at a time in a 64-bit word. */
 static void q8_form(g4_type ty, const uint8_t *W, size_t rb, int64_t r0, int nr, int64_t b0, int kb,
-                    int R, int uns, uint8_t *P, float *PD)
+                    int R, uint8_t *P, float *PD)
 {
     const int nsub = (nr + R - 1) / R;
-    const uint32_t zero = uns ? (ty == G4_T_Q8_0 ? 0x80808080u : 0x08080808u) : 0;
     for (int s = 0; s < nsub; s++)
         for (int l = 0; l < R; l++) {
             const int i = s * R + l;
@@ -256,19 +252,19 @@ static void q8_form(g4_type ty, const uint8_t *W, size_t rb, int64_t r0, int nr,
                 float *pd = PD + ((size_t)s * kb + b) * R + l;
                 uint32_t v[8];
                 if (i >= nr) {
-                    for (int g = 0; g < 8; g++) v[g] = zero;
+                    for (int g = 0; g < 8; g++) v[g] = 0;
                     *pd = 0.0f;
                 } else if (ty == G4_T_Q8_0) {
                     const uint8_t *blk = row + 34 * (b0 + b);
                     *pd = g4_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
-                    for (int g = 0; g < 8; g++) v[g] = rd32(blk + 2 + 4 * g) ^ (uns ? 0x80808080u : 0);
+                    for (int g = 0; g < 8; g++) v[g] = rd32(blk + 2 + 4 * g);
                 } else {
                     const uint8_t *blk = row + 18 * (b0 + b);
                     *pd = g4_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
                     const uint64_t m = 0x0f0f0f0f0f0f0f0full, a = rd64(blk + 2), c = rd64(blk + 10);
                     uint64_t q[4] = { a & m, c & m, (a >> 4) & m, (c >> 4) & m };   /* values 0-7, 8-15, 16-23, 24-31 */
                     for (int k = 0; k < 4; k++) {
-                        if (!uns) q[k] = nib_signed(q[k]);
+                        q[k] = nib_signed(q[k]);
                         v[2 * k] = (uint32_t)q[k];
                         v[2 * k + 1] = (uint32_t)(q[k] >> 32);
                     }
@@ -278,7 +274,7 @@ static void q8_form(g4_type ty, const uint8_t *W, size_t rb, int64_t r0, int nr,
         }
 }
 
-/* The chunk kernel in plain C (any lanes, either byte encoding): for ISAs without their own,
+/* The chunk kernel in plain C on the portable panel (any lanes): for ISAs without their own,
  * and as the statement of what every chunk kernel computes. */
 void opt_q8_chunk_c(const opt_q8_chunk *c)
 {
@@ -291,10 +287,9 @@ void opt_q8_chunk_c(const opt_q8_chunk *c)
                 for (int b = 0; b < c->kb; b++) {
                     const uint8_t *p = c->P + ((size_t)s * c->kb + b) * 8 * R * 4 + 4 * l;
                     const int8_t *x = c->xq + (int64_t)t * c->cols + 32 * (c->b0 + b);
-                    int32_t S = -c->off * c->xs[(int64_t)t * c->nb + c->b0 + b];
+                    int32_t S = 0;
                     for (int g = 0; g < 8; g++)
-                        for (int k = 0; k < 4; k++)
-                            S += (c->uns ? (int32_t)p[4 * R * g + k] : (int32_t)(int8_t)p[4 * R * g + k]) * x[4 * g + k];
+                        for (int k = 0; k < 4; k++) S += (int8_t)p[4 * R * g + k] * x[4 * g + k];
                     acc = fmaf((float)S, c->PD[((size_t)s * c->kb + b) * R + l] * c->xd[(int64_t)t * c->nb + c->b0 + b], acc);
                 }
                 *y = acc;
@@ -314,6 +309,7 @@ typedef struct {
     int64_t rows, cols, nb;
     float *Y;
     int T;
+    int uns;                            /* the ISA's former writes unsigned bytes (opt_q8_gemm_isa) */
     int nt, ntile;                      /* the activation tiles, when the ISA takes them */
     const int32_t *xt, *xts;
     const float *xtd;
@@ -322,21 +318,21 @@ typedef struct {
 static void q8g_task(void *ctx, int64_t item, int tid)
 {
     const q8g_job *j = ctx;
-    const int R = j->g->lanes, uns = j->ty == G4_T_Q8_0 ? j->g->u_q8 : j->g->u_q4;
     const int64_t r0 = item * OPT_Q8_GEMM_ROWS;
     const int nr = (int)(j->rows - r0 < OPT_Q8_GEMM_ROWS ? j->rows - r0 : OPT_Q8_GEMM_ROWS);
     float *PD = opt_scratch(tid, OPT_Q8_GEMM_SCRATCH + OPT_Q8_GEMM_ROWS * (size_t)j->ntile * j->nt);  /* [sub][KB][lanes] */
     uint8_t *P = (uint8_t *)(PD + OPT_Q8_GEMM_ROWS * OPT_Q8_GEMM_KB);     /* [sub][KB][8][lanes][4], then C */
-    opt_q8_chunk c = { P, PD, nr, 0, R, uns, 0, 0, q8_x, q8_d, q8_s, j->cols, j->nb, j->T, j->Y, j->rows, r0, 1,
-                       0, j->nt, j->ntile, j->xt, j->xtd, j->xts, (float *)(P + OPT_Q8_GEMM_ROWS * OPT_Q8_GEMM_KB * 32) };
-    c.off = uns ? (j->ty == G4_T_Q8_0 ? 128 : 8) : 0;
+    opt_q8_chunk c = { .ty = j->ty, .P = P, .PD = PD, .nr = nr, .lanes = j->g->lanes, .xq = q8_x, .xd = q8_d,
+                       .cols = j->cols, .nb = j->nb, .T = j->T, .Y = j->Y, .rows = j->rows, .r0 = r0,
+                       .nt = j->nt, .ntile = j->ntile, .xt = j->xt, .xtd = j->xtd, .xts = j->xts,
+                       .C = (float *)(P + OPT_Q8_GEMM_ROWS * OPT_Q8_GEMM_KB * 32) };
     for (int64_t b0 = 0; b0 < j->nb; b0 += OPT_Q8_GEMM_KB) {
         c.kb = (int)(j->nb - b0 < OPT_Q8_GEMM_KB ? j->nb - b0 : OPT_Q8_GEMM_KB);
         c.b0 = b0;
         c.first = b0 == 0;
         c.last = b0 + c.kb == j->nb;
-        if (j->g->form) j->g->form(j->ty, j->W, j->rb, r0, nr, b0, c.kb, uns, P, PD);
-        else q8_form(j->ty, j->W, j->rb, r0, nr, b0, c.kb, R, uns, P, PD);
+        if (j->g->form) j->g->form(j->ty, j->W, j->rb, r0, nr, b0, c.kb, j->uns, P, PD);
+        else q8_form(j->ty, j->W, j->rb, r0, nr, b0, c.kb, c.lanes, P, PD);
         j->g->chunk(&c);
     }
 }
@@ -363,7 +359,9 @@ static int q8_tiles(int nt, int T, int64_t cols, int off, q8g_job *j)
                     xt[((v * nb + b) * 8 + g) * nt + i] = w;
                 }
                 xtd[k] = t < T ? q8_d[t * nb + b] : 0.0f;
-                xts[k] = t < T ? -off * q8_s[t * nb + b] : 0;
+                int32_t s = 0;                          /* the block's sum of q: its 8 group sums */
+                for (int g = 0; t < T && g < 8; g++) s += q8_g[(t * nb + b) * 8 + g];
+                xts[k] = -off * s;
             }
     j->nt = nt;
     j->ntile = (int)ntile;
@@ -382,13 +380,8 @@ int opt_q8_gemm(const opt_q8_gemm_isa *g, opt_q8_quant_fn quant, float *Y, const
         q8_oom(Y, (int64_t)T * rows_n);
         return 0;
     }
-    for (int64_t i = 0; i < (int64_t)T * nb; i++) {
-        int32_t s = 0;
-        for (int k = 0; k < 8; k++) s += q8_g[8 * i + k];
-        q8_s[i] = s;
-    }
-    q8g_job j = { g, W->type, W->data, g4_row_bytes(W->type, cols), rows_n, cols, nb, Y, T, 0, 0, NULL, NULL, NULL };
-    const int uns = W->type == G4_T_Q8_0 ? g->u_q8 : g->u_q4;
+    const int uns = g->form && (W->type == G4_T_Q8_0 ? g->u_q8 : g->u_q4);
+    q8g_job j = { g, W->type, W->data, g4_row_bytes(W->type, cols), rows_n, cols, nb, Y, T, uns, 0, 0, NULL, NULL, NULL };
     if (g->xt_nt > 0 && q8_tiles(g->xt_nt, T, cols, uns ? (W->type == G4_T_Q8_0 ? 128 : 8) : 0, &j)) {
         q8_oom(Y, (int64_t)T * rows_n);
         return 0;

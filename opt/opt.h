@@ -166,24 +166,30 @@ const g4_kernels *opt_neon_table(void);      /* armv8.0 Advanced SIMD */
  * For T >= G4_Q8_MAX_T tokens: ref-q8's serial rule (g4_dot_row_q8_serial: an int32 sum per
  * block, acc = fma((float)S, dw * dx, acc) over blocks in order). The driver rounds all T tokens
  * (the ISA's quant), cuts the rows into work items of OPT_Q8_GEMM_ROWS and walks each item's
- * blocks in chunks of OPT_Q8_GEMM_KB: it forms the chunk's panel (below; plain C, weights read in
- * place from the mmap), then the ISA's chunk kernel runs every token over it, continuing the sums
- * in Y (first: from 0). The panel puts `lanes` rows side by side: for sub-panel s, block b, group
- * g (values 4g .. 4g+3) the 4 weight bytes of each lane's row are adjacent, so one int8 dot step
- * (vpdpbusd, vdotq_laneq_s32, vpmaddubsw+vpmaddwd) against the token's 4 bytes, broadcast, adds
- * a group to every lane; 8 steps leave each lane its block's int32 sum, scaled once. */
+ * blocks in chunks of OPT_Q8_GEMM_KB: it forms the chunk's panel (weights read in place from the
+ * mmap), then the ISA's chunk kernel runs every token over it, continuing the sums. Two layouts:
+ *  - lanes = rows (form NULL, the portable panel, int8 bytes): `lanes` rows side by side; for
+ *    sub-panel s, block b, group g (values 4g .. 4g+3) the 4 weight bytes of each lane's row are
+ *    adjacent, so an indexed int8 dot (vdotq_laneq_s32) against the token's group adds 4
+ *    products to every lane; 8 steps leave each lane its block's int32 sum, scaled once. The
+ *    sums continue in Y (first: from 0).
+ *  - lanes = tokens (xt_nt > 0 and the ISA's form): each row's blocks as 32 bytes, the
+ *    activations tiled xt_nt tokens side by side by the driver; a row's 4 bytes broadcast
+ *    against a tile (vpdpbusd, vpmaddubsw+vpmaddwd). Bytes may be unsigned (u_q4, u_q8: w + 8,
+ *    w + 128); the tile's xts then starts each sum at -off x the token's block sum. The sums
+ *    continue in C between chunks and go to Y after the last (opt_q8_put). */
 #define OPT_Q8_GEMM_ROWS 64     /* rows per work item (a multiple of every ISA's lanes) */
 #define OPT_Q8_GEMM_KB 64       /* blocks per chunk: a panel of 64 rows x 2048 bytes (128 KiB, L2) */
 #define OPT_Q8_GEMM_SCRATCH ((size_t)OPT_Q8_GEMM_ROWS * OPT_Q8_GEMM_KB * 9)   /* floats: PD, then P */
 typedef struct {
-    const uint8_t *P;           /* [nsub][kb][8][lanes][4] weight bytes, nsub = ceil(nr / lanes) */
-    const float *PD;            /* [nsub][kb][lanes] weight scales (0 for rows past nr) */
+    g4_type ty;                 /* Q8_0 or Q4_0 */
+    const uint8_t *P;           /* the panel: [nsub][kb][8][lanes][4] int8 bytes, nsub = ceil(nr / lanes)
+                                 * (lanes = rows), or the ISA's form's layout */
+    const float *PD;            /* [nsub][kb][lanes] weight scales (0 for rows past nr), or the form's */
     int nr, kb, lanes;          /* rows of the item, blocks of the chunk, rows per sub-panel */
-    int uns, off;               /* bytes are w + off as u8 (uns = 1, off 8 or 128) or w as int8 (0, 0) */
     int64_t b0;                 /* the chunk's first block */
     const int8_t *xq;           /* [T][cols] the tokens' int8 activations */
     const float *xd;            /* [T][nb] their scales */
-    const int32_t *xs;          /* [T][nb] sum of q over each block (the offset's term) */
     int64_t cols, nb;
     int T;
     float *Y;                   /* [T][rows]: outputs r0 .. r0 + nr - 1 of every token */
@@ -199,12 +205,13 @@ typedef struct {
     float *C;                   /* [OPT_Q8_GEMM_ROWS][ntile * nt] the item's sums between chunks */
 } opt_q8_chunk;
 typedef struct {
-    int lanes;                  /* the generic panel's rows per sub-panel (the int32 lanes) */
-    int u_q4, u_q8;             /* 1: that type's bytes unsigned (w + 8, w + 128), 0: int8 */
+    int lanes;                  /* the portable panel's rows per sub-panel (the int32 lanes) */
+    int u_q4, u_q8;             /* with a form: 1 = that type's bytes unsigned (w + 8, w + 128), 0 = int8 */
     void (*chunk)(const opt_q8_chunk *c);   /* for every t < T, i < nr: Y[t][r0 + i] by the rule */
     int xt_nt;                  /* 0, or the tokens per activation tile (above) */
-    /* NULL: the generic panel below; else the ISA's own layout in P (<= OPT_Q8_GEMM_ROWS x
-     * OPT_Q8_GEMM_KB x 32 bytes) and PD (<= OPT_Q8_GEMM_ROWS x OPT_Q8_GEMM_KB floats) */
+    /* NULL: the portable panel (int8, lanes = rows); else the ISA's own layout in P (<=
+     * OPT_Q8_GEMM_ROWS x OPT_Q8_GEMM_KB x 32 bytes) and PD (<= OPT_Q8_GEMM_ROWS x OPT_Q8_GEMM_KB
+     * floats), with bytes unsigned when uns */
     void (*form)(g4_type ty, const uint8_t *W, size_t rb, int64_t r0, int nr, int64_t b0, int kb,
                  int uns, uint8_t *P, float *PD);
 } opt_q8_gemm_isa;
