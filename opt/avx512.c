@@ -120,37 +120,38 @@ static double avx512_fma_peak(int threads, double seconds)
 
 /* ---- the q8 mode's GEMV with AVX-512 VNNI (when the CPU has AVX512BW and AVX512_VNNI) -----
  * Bit-identical to ref-q8 (ref/quant.c g4_dot_row_q8) like the avx2 one: one 512-bit register
- * holds blocks b (bytes 0-31) and b + 1 (32-63) of a row in value order, so one vpdpbusd
- * (unsigned weight bytes x signed activation bytes, 4 products per int32 lane) leaves ref-q8's
- * group sums of block b in lanes 0-7 and of b + 1 in lanes 8-15: the two parities of ref-q8's
- * accumulators are the two halves of one fp32 accumulator. The unsigned bytes are Q4_0's
- * nibbles (0..15) and Q8_0's q + 128; the offset times the group's sum of q (8 or 128 times sg)
- * starts the vpdpbusd, so its result is exact. fp32 per lane: scale = dw * dx,
- * acc = fma((float)s, scale, acc); at the row's end acc's halves are added and summed by ref-q8's
- * tree. An odd last block runs with a zero block b + 1 (adds fma(0, 0, acc) = acc). */
+ * holds blocks b and b + 1 of a row, so one vpdpbusd (unsigned weight bytes x signed activation
+ * bytes, 4 products per int32 lane) leaves in 8 lanes ref-q8's group sums of block b and in the
+ * other 8 those of b + 1: the two parities of ref-q8's accumulators share one fp32 accumulator.
+ * The unsigned bytes are Q4_0's nibbles (0..15) and Q8_0's q + 128; the offset times the group's
+ * sum of q (8 or 128 times sg) starts the vpdpbusd, so its result is exact. fp32 per lane:
+ * scale = dw * dx, acc = fma((float)s, scale, acc); at the row's end the lanes are added in
+ * ref-q8's order. An odd last block runs with a zero block b + 1 (adds fma(0, 0, acc) = acc).
+ * Which lanes hold which group (the 128-bit quarters of the register, 4 groups each):
+ *   Q8_0  [b 0-3 | b 4-7 | b+1 0-3 | b+1 4-7]   the 64 bytes in value order (two loads)
+ *   Q4_0  [b 0-3 | b+1 0-3 | b 4-7 | b+1 4-7]   each block's 16 bytes broadcast to two quarters,
+ *         the upper two shifted right by 4: the low nibbles (values 0-15) of b and b + 1, then
+ *         their high nibbles (values 16-31), with no lane-crossing shuffle per row. The
+ *         activations and group sums are put in the same order once per block pair (quarters
+ *         0, 2, 1, 3), and the accumulator is put back in value order at the end the same way. */
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vnni,avx2,fma,f16c")
 
 AI int rd16(const uint8_t *p) { uint16_t h; memcpy(&h, p, 2); return h; }
 
-/* [lo x 8 | hi x 8] and the two 256-bit halves, with AVX-512F alone */
-AI __m512 two8(float lo, float hi)
-{
-    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(lo)), _mm256_castps_pd(_mm256_set1_ps(hi)), 1));
-}
-AI __m256 upper8(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+/* quarters 0, 2, 1, 3 of v (its own inverse) */
+AI __m512i swap12(__m512i v) { return _mm512_shuffle_i64x2(v, v, _MM_SHUFFLE(3, 1, 2, 0)); }
 
-/* blocks b, b + 1 (or b alone: pair = 0) of one row as unsigned bytes in value order */
+/* a in the lanes of block b, c in those of b + 1 (mask m) */
+AI __m512 two(float a, float c, __mmask16 m) { return _mm512_mask_mov_ps(_mm512_set1_ps(a), m, _mm512_set1_ps(c)); }
+
+/* blocks b, b + 1 (or b alone: pair = 0) of one row as unsigned bytes in the type's lane order */
 AI __m512i w_pair(const int ty, const uint8_t *blk, const int pair)
 {
     if (ty == G4_T_Q4_0) {
-        const __m128i r0 = _mm_loadu_si128((const __m128i *)(const void *)(blk + 2));
-        const __m128i r1 = pair ? _mm_loadu_si128((const __m128i *)(const void *)(blk + 18 + 2)) : _mm_setzero_si128();
-        const __m256i lo = _mm256_set_m128i(r1, r0), hi = _mm256_srli_epi16(lo, 4);
-        /* 128-bit pieces: nibbles of b, b >> 4, b + 1, (b + 1) >> 4 = values 0-31 of b, of b + 1 */
-        const __m512i z = _mm512_permutex2var_epi64(_mm512_castsi256_si512(lo), _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11),
-                                                    _mm512_castsi256_si512(hi));
-        return _mm512_and_si512(z, _mm512_set1_epi8(0x0f));
+        __m512i q = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(blk + 2)));
+        if (pair) q = _mm512_mask_broadcast_i32x4(q, 0xF0F0, _mm_loadu_si128((const __m128i *)(const void *)(blk + 18 + 2)));
+        return _mm512_and_si512(_mm512_srlv_epi64(q, _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)), _mm512_set1_epi8(0x0f));
     }
     const __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 2));
     const __m256i c = pair ? _mm256_loadu_si256((const __m256i *)(const void *)(blk + 34 + 2)) : _mm256_setzero_si256();
@@ -162,19 +163,21 @@ AI void vnni_step(const int ty, const int pair, const uint8_t *const w[4], const
                   const int32_t *sg, int64_t b, size_t pf, __m512 acc[4])
 {
     const int64_t bs = ty == G4_T_Q8_0 ? 34 : 18;
-    const __m512i xv = pair ? _mm512_loadu_si512((const void *)(xq + 32 * b))
-                            : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(xq + 32 * b)));
-    const __m512i g = pair ? _mm512_loadu_si512((const void *)(sg + 8 * b))
-                           : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(sg + 8 * b)));
+    const __mmask16 m1 = ty == G4_T_Q8_0 ? 0xFF00 : 0xF0F0;            /* the lanes of block b + 1 */
+    __m512i xv = pair ? _mm512_loadu_si512((const void *)(xq + 32 * b))
+                      : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(xq + 32 * b)));
+    __m512i g = pair ? _mm512_loadu_si512((const void *)(sg + 8 * b))
+                     : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(sg + 8 * b)));
+    if (ty == G4_T_Q4_0) { xv = swap12(xv); g = swap12(g); }
     const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(g, ty == G4_T_Q8_0 ? 7 : 3));
-    const __m512 dx = two8(xd[b], pair ? xd[b + 1] : 0.0f);
+    const __m512 dx = two(xd[b], pair ? xd[b + 1] : 0.0f, m1);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
         const uint8_t *blk = w[i] + bs * b;
         opt_prefetch(blk + pf);
         if (ty == G4_T_Q8_0) opt_prefetch(blk + pf + 64);    /* a Q8_0 pair spans 68 bytes */
         const __m512i s = _mm512_dpbusd_epi32(corr, w_pair(ty, blk, pair), xv);
-        const __m512 dw = two8(opt_f16_lut[rd16(blk)], pair ? opt_f16_lut[rd16(blk + bs)] : 0.0f);
+        const __m512 dw = two(opt_f16_lut[rd16(blk)], pair ? opt_f16_lut[rd16(blk + bs)] : 0.0f, m1);
         acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dx), acc[i]);
     }
 }
@@ -190,8 +193,10 @@ AI void q8_rows_vnni(const int ty, const uint8_t *const w[4], const int8_t *xq, 
     if (b < nb) vnni_step(ty, 0, w, xq, xd, sg, b, pf, acc);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
-        /* a_g = acc[g] + acc[8 + g], then ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)) */
-        const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(acc[i]), upper8(acc[i]));
+        /* value order (lanes 0-7 parity 0, 8-15 parity 1); a_g = acc[g] + acc[8 + g], then
+         * ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)) */
+        const __m512 v16 = ty == G4_T_Q4_0 ? _mm512_castsi512_ps(swap12(_mm512_castps_si512(acc[i]))) : acc[i];
+        const __m256 a = _mm256_add_ps(_mm512_castps512_ps256(v16), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v16), 1)));
         __m128 v = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
         v = _mm_add_ps(v, _mm_movehl_ps(v, v));
         out[i] = _mm_cvtss_f32(_mm_add_ss(v, _mm_movehdup_ps(v)));
