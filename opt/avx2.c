@@ -838,8 +838,26 @@ static void att_head(float *out, const float *q, int hd, int64_t off, const floa
                      const float *const *vrow, int n_keys, float *sc)
 {
     const int h8 = hd & ~7;
-    /* scores: one FMA accumulator per key, columns in order, fixed hsum, scalar FMA tail */
+    /* scores: one FMA accumulator per key, columns in order, fixed hsum, scalar FMA tail; 8 keys
+     * at a time share each load of q (then 4, then 1: the same sums) */
     int j = 0;
+    for (; j + 8 <= n_keys; j += 8) {
+        const float *k[8];
+        __m256 a[8];
+#pragma GCC unroll 8
+        for (int u = 0; u < 8; u++) { k[u] = krow[j + u] + off; a[u] = _mm256_setzero_ps(); }
+        for (int i = 0; i < h8; i += 8) {
+            const __m256 qv = _mm256_loadu_ps(q + i);
+#pragma GCC unroll 8
+            for (int u = 0; u < 8; u++) a[u] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k[u] + i), a[u]);
+        }
+#pragma GCC unroll 8
+        for (int u = 0; u < 8; u++) {
+            float su = hsum8(a[u]);
+            for (int i = h8; i < hd; i++) su = fmaf(q[i], k[u][i], su);
+            sc[j + u] = su;
+        }
+    }
     for (; j + 4 <= n_keys; j += 4) {
         const float *k0 = krow[j] + off, *k1 = krow[j + 1] + off, *k2 = krow[j + 2] + off, *k3 = krow[j + 3] + off;
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
@@ -887,21 +905,32 @@ static void att_head(float *out, const float *q, int hd, int64_t off, const floa
     }
     const float inv = (float)(1.0 / sum);
     for (j = 0; j < n_keys; j++) sc[j] *= inv;
-    /* out = sum_j p_j v_j: per output one FMA chain in key order */
-    for (int i = 0; i < hd; i++) out[i] = 0.0f;
-    for (j = 0; j < n_keys; j++) {
-        const float *v = vrow[j] + off;
-        const __m256 p = _mm256_set1_ps(sc[j]);
-        int i = 0;
-        for (; i + 32 <= h8; i += 32) {
-            _mm256_storeu_ps(out + i, _mm256_fmadd_ps(p, _mm256_loadu_ps(v + i), _mm256_loadu_ps(out + i)));
-            _mm256_storeu_ps(out + i + 8, _mm256_fmadd_ps(p, _mm256_loadu_ps(v + i + 8), _mm256_loadu_ps(out + i + 8)));
-            _mm256_storeu_ps(out + i + 16, _mm256_fmadd_ps(p, _mm256_loadu_ps(v + i + 16), _mm256_loadu_ps(out + i + 16)));
-            _mm256_storeu_ps(out + i + 24, _mm256_fmadd_ps(p, _mm256_loadu_ps(v + i + 24), _mm256_loadu_ps(out + i + 24)));
+    /* out = sum_j p_j v_j: per output one FMA chain in key order, from 0. The outputs are
+     * held in registers 64 at a time (then 8, then one) while the keys stream past, so each
+     * step is one load of v per FMA and no store. */
+    int i = 0;
+    for (; i + 64 <= h8; i += 64) {
+        __m256 o[8];
+#pragma GCC unroll 8
+        for (int u = 0; u < 8; u++) o[u] = _mm256_setzero_ps();
+        for (j = 0; j < n_keys; j++) {
+            const float *v = vrow[j] + off + i;
+            const __m256 p = _mm256_broadcast_ss(sc + j);
+#pragma GCC unroll 8
+            for (int u = 0; u < 8; u++) o[u] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8 * u), o[u]);
         }
-        for (; i < h8; i += 8)
-            _mm256_storeu_ps(out + i, _mm256_fmadd_ps(p, _mm256_loadu_ps(v + i), _mm256_loadu_ps(out + i)));
-        for (; i < hd; i++) out[i] = fmaf(sc[j], v[i], out[i]);
+#pragma GCC unroll 8
+        for (int u = 0; u < 8; u++) _mm256_storeu_ps(out + i + 8 * u, o[u]);
+    }
+    for (; i < h8; i += 8) {
+        __m256 o = _mm256_setzero_ps();
+        for (j = 0; j < n_keys; j++) o = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + j), _mm256_loadu_ps(vrow[j] + off + i), o);
+        _mm256_storeu_ps(out + i, o);
+    }
+    for (; i < hd; i++) {
+        float o = 0.0f;
+        for (j = 0; j < n_keys; j++) o = fmaf(sc[j], vrow[j][off + i], o);
+        out[i] = o;
     }
 }
 
