@@ -643,15 +643,16 @@ static void check_att(const g4_kernels *k, int n_heads, int hd, int group, int n
 
 static void test_attention(void)
 {
-    static const int hds[] = { 2, 12, 32, 256 };
-    static const int nks[] = { 1, 2, 5, 8, 9, 33, 300 };
+    /* hd 76 = a 64-wide register block + one of 8 + a scalar tail (the avx2 P.V) */
+    static const int hds[] = { 2, 12, 32, 76, 256 };
+    static const int nks[] = { 1, 2, 5, 8, 9, 13, 33, 300 };
     static const int hg[][2] = { { 1, 1 }, { 4, 2 }, { 8, 4 }, { 16, 2 } };
     for (int ti = 0; ti < n_tables; ti++) {
         const g4_kernels *k = tables[ti];
         stat s = { 0 };
         int bfd = 0;
-        for (int hi = 0; hi < 4; hi++)
-            for (int ni = 0; ni < 7; ni++)
+        for (int hi = 0; hi < 5; hi++)
+            for (int ni = 0; ni < 8; ni++)
                 for (int gi = 0; gi < 4; gi++) {
                     if (small && (hds[hi] == 256 || nks[ni] == 300) && gi > 1) continue;
                     check_att(k, hg[gi][0], hds[hi], hg[gi][1], nks[ni], 0, &s, &bfd);
