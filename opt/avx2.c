@@ -666,12 +666,7 @@ AI void qg2_kernel(const int ty, const int R, const int V, const opt_q8_chunk *c
 #pragma GCC unroll 2
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 2
-        for (int v = 0; v < V; v++) {
-            if (!c->last) { _mm256_storeu_ps(C + r * tp + 8 * v, fa[r][v]); continue; }
-            float o[8];
-            _mm256_storeu_ps(o, fa[r][v]);
-            opt_q8_put(c, i0 + r, 8 * (v0 + v), o, 8);
-        }
+        for (int v = 0; v < V; v++) _mm256_storeu_ps(C + r * tp + 8 * v, fa[r][v]);
 }
 
 #define QK2(R, V) case 10 * R + V: if (q4) qg2_kernel(G4_T_Q4_0, R, V, c, i, v); else qg2_kernel(G4_T_Q8_0, R, V, c, i, v); break;

@@ -213,7 +213,7 @@ AI void q8_rows_vnni(const int ty, const uint8_t *const w[4], const int8_t *xq, 
  * unpacked to 32 unsigned bytes in value order (Q4_0's nibbles, Q8_0's q + 128) and its scales,
  * so forming it is a row-wise unpack, no transpose (opt_avx2_q8_form). The micro-kernel holds 4 rows x 32 tokens:
  * per block 64 vpdpbusd (8192 products) for 8 conversions, 8 scale products and 8 FMAs. Sums
- * live in C[row][token] between chunks and go to Y[token][row] after the last. */
+ * live in C[row][token]; the driver moves them to Y[token][row] after the item's last chunk. */
 AI int32_t rd32(const uint8_t *p) { int32_t v; memcpy(&v, p, 4); return v; }
 
 /* rows i0 .. i0 + R - 1 (R <= 4) x token tiles v0 .. v0 + V - 1 (V <= 2) over the chunk */
@@ -266,12 +266,7 @@ AI void qg_kernel(const int R, const int V, const opt_q8_chunk *c, int i0, int v
 #pragma GCC unroll 4
     for (int r = 0; r < R; r++)
 #pragma GCC unroll 2
-        for (int v = 0; v < V; v++) {
-            if (!c->last) { _mm512_storeu_ps(C + r * tp + 16 * v, fa[r][v]); continue; }
-            float o[16];
-            _mm512_storeu_ps(o, fa[r][v]);
-            opt_q8_put(c, i0 + r, 16 * (v0 + v), o, 16);
-        }
+        for (int v = 0; v < V; v++) _mm512_storeu_ps(C + r * tp + 16 * v, fa[r][v]);
 }
 
 #define QK(R, V) case 10 * R + V: qg_kernel(R, V, c, i, v); break;

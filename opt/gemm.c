@@ -296,9 +296,15 @@ void opt_q8_chunk_c(const opt_q8_chunk *c)
             }
 }
 
-void opt_q8_put(const opt_q8_chunk *c, int i, int t0, const float *o, int n)
+/* lanes = tokens: the item's sums C[i][t] (row i, token t; tp tokens per row) to Y[t][r0 + i],
+ * token by token: each token's nr outputs are written contiguously (the nr lines of C it reads
+ * stay in L1 for the next token), not one row's outputs scattered over T lines of Y */
+static void q8_put(const opt_q8_chunk *c, int64_t tp)
 {
-    for (int l = 0; l < n && t0 + l < c->T; l++) c->Y[(int64_t)(t0 + l) * c->rows + c->r0 + i] = o[l];
+    for (int t = 0; t < c->T; t++) {
+        float *y = c->Y + (int64_t)t * c->rows + c->r0;
+        for (int i = 0; i < c->nr; i++) y[i] = c->C[i * tp + t];
+    }
 }
 
 typedef struct {
@@ -330,11 +336,11 @@ static void q8g_task(void *ctx, int64_t item, int tid)
         c.kb = (int)(j->nb - b0 < OPT_Q8_GEMM_KB ? j->nb - b0 : OPT_Q8_GEMM_KB);
         c.b0 = b0;
         c.first = b0 == 0;
-        c.last = b0 + c.kb == j->nb;
         if (j->g->form) j->g->form(j->ty, j->W, j->rb, r0, nr, b0, c.kb, j->uns, P, PD);
         else q8_form(j->ty, j->W, j->rb, r0, nr, b0, c.kb, c.lanes, P, PD);
         j->g->chunk(&c);
     }
+    if (j->g->xt_nt > 0) q8_put(&c, (int64_t)j->ntile * j->nt);
 }
 
 /* the activation tiles of opt_q8_chunk (xt_nt > 0), once per call; -1: out of memory */

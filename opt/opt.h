@@ -177,7 +177,7 @@ const g4_kernels *opt_neon_table(void);      /* armv8.0 Advanced SIMD */
  *    activations tiled xt_nt tokens side by side by the driver; a row's 4 bytes broadcast
  *    against a tile (vpdpbusd, vpmaddubsw+vpmaddwd). Bytes may be unsigned (u_q4, u_q8: w + 8,
  *    w + 128); the tile's xts then starts each sum at -off x the token's block sum. The sums
- *    continue in C between chunks and go to Y after the last (opt_q8_put). */
+ *    continue in C between chunks; the driver writes Y from C after the item's last chunk. */
 #define OPT_Q8_GEMM_ROWS 64     /* rows per work item (a multiple of every ISA's lanes) */
 #define OPT_Q8_GEMM_KB 64       /* blocks per chunk: a panel of 64 rows x 2048 bytes (128 KiB, L2) */
 #define OPT_Q8_GEMM_SCRATCH ((size_t)OPT_Q8_GEMM_ROWS * OPT_Q8_GEMM_KB * 9)   /* floats: PD, then P */
@@ -196,8 +196,7 @@ typedef struct {
     int64_t rows, r0;
     int first;                  /* 1: the sums start from 0, else from Y (or C) */
     /* ISAs with xt_nt > 0 (lanes = tokens): the activations tiled once per call, nt tokens side
-     * by side, and a buffer for the item's sums (Y is written when last) */
-    int last;                   /* 1: the item's last chunk */
+     * by side, and a buffer for the item's sums (the driver writes Y from it after the last chunk) */
     int nt, ntile;              /* tokens per tile (xt_nt), tiles (ceil(T / nt); padding tokens are 0) */
     const int32_t *xt;          /* [ntile][nb][8][nt] each token's 4 bytes of group g (as an int32) */
     const float *xtd;           /* [ntile][nb][nt] their scales */
@@ -218,8 +217,6 @@ typedef struct {
 /* 0 done, -1 not applicable (T < G4_Q8_MAX_T, another type): then the caller's other matmul */
 int opt_q8_gemm(const opt_q8_gemm_isa *g, opt_q8_quant_fn quant, float *Y, const g4_tensor *W, const float *X, int T);
 void opt_q8_chunk_c(const opt_q8_chunk *c);       /* the chunk kernel in plain C */
-/* lanes = tokens, the last chunk: row i's sums of tokens t0 .. t0 + n - 1 (o[n]) into Y, up to T */
-void opt_q8_put(const opt_q8_chunk *c, int i, int t0, const float *o, int n);
 extern const opt_q8_gemm_isa opt_q8_gemm_c;       /* { 4 lanes, int8, opt_q8_chunk_c } */
 #if defined(__x86_64__)
 /* opt/avx2.c, for avx512.c: the row-wise panel former (lanes = tokens) and the avx2 q8 GEMM */
