@@ -829,12 +829,12 @@ static void avx2_rope(float *x, int n_heads, int hd, const float *c, const float
 
 /* ---- attention --------------------------------------------------------------------------- */
 
-static void att_head(float *out, const float *q, int hd, int64_t off, const float *const *krow,
-                     const float *const *vrow, int n_keys, float *sc)
+/* the scores of keys 0 .. n - 1 (krow[j] + off) against q: one FMA accumulator per key,
+ * columns in order, fixed hsum, scalar FMA tail; 8 keys at a time share each load of q (then
+ * 4, then 1: the same sums) */
+static void att_scores(const float *q, int hd, int64_t off, const float *const *krow, int n_keys, float *sc)
 {
     const int h8 = hd & ~7;
-    /* scores: one FMA accumulator per key, columns in order, fixed hsum, scalar FMA tail; 8 keys
-     * at a time share each load of q (then 4, then 1: the same sums) */
     int j = 0;
     for (; j + 8 <= n_keys; j += 8) {
         const float *k[8];
@@ -878,7 +878,12 @@ static void att_head(float *out, const float *q, int hd, int64_t off, const floa
         for (int i = h8; i < hd; i++) s0 = fmaf(q[i], k0[i], s0);
         sc[j] = s0;
     }
-    /* softmax: max, e^(s - max), sum in double, scale by (float)(1 / sum) */
+}
+
+/* softmax in place: max, e^(s - max), their sum in double, each scaled by (float)(1 / sum) */
+static void att_softmax(float *sc, int n_keys)
+{
+    int j;
     float mx = -INFINITY;
     for (j = 0; j < n_keys; j++) if (sc[j] > mx) mx = sc[j];
     const __m256 mv = _mm256_set1_ps(mx);
@@ -900,6 +905,15 @@ static void att_head(float *out, const float *q, int hd, int64_t off, const floa
     }
     const float inv = (float)(1.0 / sum);
     for (j = 0; j < n_keys; j++) sc[j] *= inv;
+}
+
+static void att_head(float *out, const float *q, int hd, int64_t off, const float *const *krow,
+                     const float *const *vrow, int n_keys, float *sc)
+{
+    const int h8 = hd & ~7;
+    int j;
+    att_scores(q, hd, off, krow, n_keys, sc);
+    att_softmax(sc, n_keys);
     /* out = sum_j p_j v_j: per output one FMA chain in key order, from 0. The outputs are
      * held in registers 64 at a time (then 8, then one) while the keys stream past, so each
      * step is one load of v per FMA and no store. */
@@ -929,6 +943,106 @@ static void att_head(float *out, const float *q, int hd, int64_t off, const floa
     }
 }
 
+/* OPT_ATT_QB queries of one head (opt_heads_fn), bit for bit att_head per query: every score
+ * and every output keeps its own FMA chain in the same order; only the loads are shared. The
+ * keys all queries see (Lc .. Hc) are read once for all of them: scores 4 queries x 2 keys per
+ * step, P.V 4 queries x 16 outputs per key row; each query's own keys before Lc and after Hc
+ * run in their place in its chains. Fewer queries, or no common key: att_head per query. */
+static void att_block(float *out, const float *q, int nq, int64_t qs, int hd, int64_t off,
+                      const float *const *krow, const float *const *vrow, const int *lo, const int *hi,
+                      float *sc, int span)
+{
+    int Lc = lo[0], Hc = hi[0];
+    for (int t = 1; t < nq; t++) { if (lo[t] > Lc) Lc = lo[t]; if (hi[t] < Hc) Hc = hi[t]; }
+    if (nq != 4 || Lc > Hc) {
+        for (int t = 0; t < nq; t++)
+            att_head(out + t * qs, q + t * qs, hd, off, krow + lo[t], vrow + lo[t], hi[t] - lo[t] + 1, sc);
+        return;
+    }
+    const int h8 = hd & ~7;
+    float *s[4];
+    const float *qt[4];
+    for (int t = 0; t < 4; t++) { s[t] = sc + (int64_t)t * span; qt[t] = q + t * qs; }
+    /* scores: each query's keys before Lc, the common keys, its keys after Hc */
+    for (int t = 0; t < 4; t++) att_scores(qt[t], hd, off, krow + lo[t], Lc - lo[t], s[t]);
+    int j = Lc;
+    for (; j + 1 <= Hc; j += 2) {
+        const float *k0 = krow[j] + off, *k1 = krow[j + 1] + off;
+        __m256 a[4][2];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) a[t][0] = a[t][1] = _mm256_setzero_ps();
+        for (int i = 0; i < h8; i += 8) {
+            const __m256 kv0 = _mm256_loadu_ps(k0 + i), kv1 = _mm256_loadu_ps(k1 + i);
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++) {
+                const __m256 qv = _mm256_loadu_ps(qt[t] + i);
+                a[t][0] = _mm256_fmadd_ps(qv, kv0, a[t][0]);
+                a[t][1] = _mm256_fmadd_ps(qv, kv1, a[t][1]);
+            }
+        }
+        for (int t = 0; t < 4; t++) {
+            float s0 = hsum8(a[t][0]), s1 = hsum8(a[t][1]);
+            for (int i = h8; i < hd; i++) { s0 = fmaf(qt[t][i], k0[i], s0); s1 = fmaf(qt[t][i], k1[i], s1); }
+            s[t][j - lo[t]] = s0;
+            s[t][j + 1 - lo[t]] = s1;
+        }
+    }
+    for (int t = 0; t < 4; t++) {
+        if (j <= Hc) att_scores(qt[t], hd, off, krow + j, 1, s[t] + (j - lo[t]));
+        att_scores(qt[t], hd, off, krow + Hc + 1, hi[t] - Hc, s[t] + (Hc + 1 - lo[t]));
+        att_softmax(s[t], hi[t] - lo[t] + 1);
+    }
+    /* P.V: per output one FMA chain over the query's keys in order, from 0 */
+    int i = 0;
+    for (; i + 16 <= h8; i += 16) {
+        __m256 o[4][2];
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) o[t][0] = o[t][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++)
+            for (int u = lo[t]; u < Lc; u++) {
+                const float *v = vrow[u] + off + i;
+                const __m256 p = _mm256_broadcast_ss(s[t] + (u - lo[t]));
+                o[t][0] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v), o[t][0]);
+                o[t][1] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8), o[t][1]);
+            }
+        for (int u = Lc; u <= Hc; u++) {
+            const float *v = vrow[u] + off + i;
+            const __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8);
+#pragma GCC unroll 4
+            for (int t = 0; t < 4; t++) {
+                const __m256 p = _mm256_broadcast_ss(s[t] + (u - lo[t]));
+                o[t][0] = _mm256_fmadd_ps(p, v0, o[t][0]);
+                o[t][1] = _mm256_fmadd_ps(p, v1, o[t][1]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) {
+            for (int u = Hc + 1; u <= hi[t]; u++) {
+                const float *v = vrow[u] + off + i;
+                const __m256 p = _mm256_broadcast_ss(s[t] + (u - lo[t]));
+                o[t][0] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v), o[t][0]);
+                o[t][1] = _mm256_fmadd_ps(p, _mm256_loadu_ps(v + 8), o[t][1]);
+            }
+            _mm256_storeu_ps(out + t * qs + i, o[t][0]);
+            _mm256_storeu_ps(out + t * qs + i + 8, o[t][1]);
+        }
+    }
+    for (int t = 0; t < 4; t++) {
+        for (int i8 = i; i8 < h8; i8 += 8) {
+            __m256 o = _mm256_setzero_ps();
+            for (int u = lo[t]; u <= hi[t]; u++)
+                o = _mm256_fmadd_ps(_mm256_broadcast_ss(s[t] + (u - lo[t])), _mm256_loadu_ps(vrow[u] + off + i8), o);
+            _mm256_storeu_ps(out + t * qs + i8, o);
+        }
+        for (int e = h8; e < hd; e++) {
+            float o = 0.0f;
+            for (int u = lo[t]; u <= hi[t]; u++) o = fmaf(s[t][u - lo[t]], vrow[u][off + e], o);
+            out[t * qs + e] = o;
+        }
+    }
+}
+
 static void avx2_attention(float *out, const float *q, int n_heads, int hd, int group,
                            const float *const *krow, const float *const *vrow, int n_keys,
                            float *scores, int bf16)
@@ -938,6 +1052,17 @@ static void avx2_attention(float *out, const float *q, int n_heads, int hd, int 
         return;
     }
     opt_attention(att_head, out, q, n_heads, hd, group, krow, vrow, n_keys, scores);
+}
+
+static void avx2_attention_batch(float *out, const float *q, int T, int n_heads, int hd, int group,
+                                 const float *const *krow, const float *const *vrow,
+                                 const int *lo, const int *hi, float *scores, int bf16)
+{
+    const int64_t qs = (int64_t)n_heads * hd;
+    if (bf16 || opt_attention_batch(att_block, out, q, T, n_heads, hd, group, krow, vrow, lo, hi))
+        for (int t = 0; t < T; t++)     /* bf16, or no scratch: query by query, the same sums */
+            avx2_attention(out + t * qs, q + t * qs, n_heads, hd, group, krow + lo[t], vrow + lo[t],
+                           hi[t] - lo[t] + 1, scores, bf16);
 }
 
 /* ---- geglu, softcap ---------------------------------------------------------------------- */
@@ -1021,6 +1146,7 @@ static const g4_kernels K = {
     .layernorm = avx2_layernorm,
     .rope = avx2_rope,
     .attention = avx2_attention,
+    .attention_batch = avx2_attention_batch,
     .geglu = avx2_geglu,
     .softcap = avx2_softcap,
     .threads = avx2_threads,

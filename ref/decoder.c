@@ -86,11 +86,14 @@ int g4_state_init(g4_state *s, const g4_model *m, const g4_kernels *k, int max_c
     s->logits = alloc_f(s, (size_t)(all_logits ? B : 1) * c->vocab);
     s->krow = calloc((size_t)max_ctx + B, sizeof *s->krow);
     s->vrow = calloc((size_t)max_ctx + B, sizeof *s->vrow);
+    s->span_lo = calloc((size_t)B, sizeof *s->span_lo);
+    s->span_hi = calloc((size_t)B, sizeof *s->span_hi);
     s->rope_c = alloc_f(s, (size_t)hd_max / 2);
     s->rope_s = alloc_f(s, (size_t)hd_max / 2);
-    s->bytes += 2 * ((size_t)max_ctx + B) * sizeof(float *);
+    s->bytes += 2 * ((size_t)max_ctx + B) * sizeof(float *) + 2 * (size_t)B * sizeof(int);
     if (!s->x || !s->h || !s->proj || !s->q || !s->att || !s->kn || !s->vn || !s->gate ||
-        !s->up || !s->scores || !s->logits || !s->krow || !s->vrow || !s->rope_c || !s->rope_s)
+        !s->up || !s->scores || !s->logits || !s->krow || !s->vrow || !s->span_lo || !s->span_hi ||
+        !s->rope_c || !s->rope_s)
         goto oom;
     return 0;
 oom:
@@ -103,7 +106,7 @@ void g4_state_free(g4_state *s)
     for (int l = 0; l < G4_MAX_LAYERS; l++) { free(s->kc[l]); free(s->vc[l]); }
     free(s->x); free(s->h); free(s->proj); free(s->q); free(s->att); free(s->kn); free(s->vn);
     free(s->gate); free(s->up); free(s->scores); free(s->logits); free(s->krow); free(s->vrow);
-    free(s->rope_c); free(s->rope_s);
+    free(s->span_lo); free(s->span_hi); free(s->rope_c); free(s->rope_s);
     memset(s, 0, sizeof *s);
 }
 
@@ -159,34 +162,62 @@ static const g4_block *block_of(const g4_block *b, int nb, int p)
     return NULL;
 }
 
+/* the K and V rows of position kp in layer l: this batch's scratch or the cache (a ring slot
+ * on sliding layers) */
+static void kv_rows(g4_state *s, int l, int p0, int kp, const float **k, const float **v)
+{
+    const g4_config *c = &s->m->cfg;
+    const int64_t row = (int64_t)g4_nkv(c, l) * g4_hd(c, l);
+    if (kp >= p0) {
+        *k = s->kn + (int64_t)(kp - p0) * row;
+        *v = s->vn + (int64_t)(kp - p0) * row;
+    } else {
+        int slot = c->is_global[l] ? kp : kp % s->kv_cap[l];
+        *k = s->kc[l] + (int64_t)slot * row;
+        *v = s->vc[l] + (int64_t)slot * row;
+    }
+}
+
+/* the key positions lo .. hi query position p may see in layer l. Mask (spec 1.5, 2.5): global
+ * layers causal (kv <= q); sliding layers (kv <= q or kv in q's image block) and kv > q - window */
+static void key_span(const g4_config *c, int l, int p, const g4_block *blocks, int nb, int *lo, int *hi)
+{
+    *lo = 0; *hi = p;
+    if (!c->is_global[l]) {
+        *lo = p - c->window + 1 > 0 ? p - c->window + 1 : 0;
+        const g4_block *b = block_of(blocks, nb, p);
+        if (b && b->end - 1 > *hi) *hi = b->end - 1;
+    }
+}
+
 /* attention of layer l for T queries at positions p0.. (K/V of this batch in s->kn/s->vn) */
 static void attend(g4_state *s, int l, int T, int p0, const g4_block *blocks, int nb)
 {
     const g4_config *c = &s->m->cfg;
-    const int hd = g4_hd(c, l), nkv = g4_nkv(c, l), row = nkv * hd, W = c->window;
-    const int global = c->is_global[l];
+    const int hd = g4_hd(c, l), nkv = g4_nkv(c, l), qrow = c->n_heads * hd;
+    if (s->k->attention_batch && T > 1) {
+        /* the queries' spans overlap or touch (lo and hi grow with p), so their union is one
+         * run of positions L .. H: list it once, and give each query its span in the list */
+        int L = 0, H = 0;
+        for (int t = 0; t < T; t++) {
+            int lo, hi;
+            key_span(c, l, p0 + t, blocks, nb, &lo, &hi);
+            if (t == 0 || lo < L) L = lo;
+            if (t == 0 || hi > H) H = hi;
+            s->span_lo[t] = lo;
+            s->span_hi[t] = hi;
+        }
+        for (int kp = L; kp <= H; kp++) kv_rows(s, l, p0, kp, &s->krow[kp - L], &s->vrow[kp - L]);
+        for (int t = 0; t < T; t++) { s->span_lo[t] -= L; s->span_hi[t] -= L; }
+        s->k->attention_batch(s->att, s->q, T, c->n_heads, hd, c->n_heads / nkv, s->krow, s->vrow,
+                              s->span_lo, s->span_hi, s->scores, s->bf16);
+        return;
+    }
     for (int t = 0; t < T; t++) {
-        const int p = p0 + t;
-        /* mask (spec 1.5, 2.5): global layers causal (kv <= q); sliding layers
-         * (kv <= q or kv in q's image block) and kv > q - window */
-        int lo = 0, hi = p;
-        if (!global) {
-            lo = p - W + 1 > 0 ? p - W + 1 : 0;
-            const g4_block *b = block_of(blocks, nb, p);
-            if (b && b->end - 1 > hi) hi = b->end - 1;
-        }
-        int n = 0;
-        for (int kp = lo; kp <= hi; kp++, n++) {
-            if (kp >= p0) {            /* this batch's scratch */
-                s->krow[n] = s->kn + (int64_t)(kp - p0) * row;
-                s->vrow[n] = s->vn + (int64_t)(kp - p0) * row;
-            } else {                   /* cache: ring slot for sliding layers */
-                int slot = global ? kp : kp % s->kv_cap[l];
-                s->krow[n] = s->kc[l] + (int64_t)slot * row;
-                s->vrow[n] = s->vc[l] + (int64_t)slot * row;
-            }
-        }
-        s->k->attention(s->att + (int64_t)t * c->n_heads * hd, s->q + (int64_t)t * c->n_heads * hd,
+        int lo, hi, n = 0;
+        key_span(c, l, p0 + t, blocks, nb, &lo, &hi);
+        for (int kp = lo; kp <= hi; kp++, n++) kv_rows(s, l, p0, kp, &s->krow[n], &s->vrow[n]);
+        s->k->attention(s->att + (int64_t)t * qrow, s->q + (int64_t)t * qrow,
                         c->n_heads, hd, c->n_heads / nkv, s->krow, s->vrow, n, s->scores, s->bf16);
     }
 }

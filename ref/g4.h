@@ -324,6 +324,14 @@ typedef struct g4_kernels {
     void (*attention)(float *out, const float *q, int n_heads, int hd, int group,
                       const float *const *krow, const float *const *vrow, int n_keys,
                       float *scores, int bf16);
+    /* Optional (NULL in the ref tables; the decoder then calls `attention` per query): T query
+     * positions at once, for prefill. Query t (q and out at t * n_heads * hd) attends to the
+     * rows lo[t] .. hi[t] (inclusive) of one shared list krow / vrow, with results equal bit
+     * for bit to this table's `attention` on those rows alone. Lets a kernel read each K/V row
+     * once for several queries. scores: [the longest span] for a query-by-query fallback. */
+    void (*attention_batch)(float *out, const float *q, int T, int n_heads, int hd, int group,
+                            const float *const *krow, const float *const *vrow,
+                            const int *lo, const int *hi, float *scores, int bf16);
     /* out[i] = gelu_tanh(gate[i]) * up[i] */
     void (*geglu)(float *out, const float *gate, const float *up, int n, int bf16);
     /* x = cap * tanh(x / cap) */
@@ -377,7 +385,9 @@ typedef struct g4_state {
     float *gate, *up;          /* [B][d_ff] */
     float *scores;             /* [max_ctx + B] one query's scores */
     float *logits;             /* [vocab] last position (or [B][vocab] when all_logits) */
-    const float **krow, **vrow;/* [max_ctx + B] the K/V rows one query may see (mask applied) */
+    const float **krow, **vrow;/* [max_ctx + B] the K/V rows one query may see (mask applied),
+                                * or with attention_batch the union of the batch's queries' rows */
+    int *span_lo, *span_hi;    /* [B] with attention_batch: each query's rows in krow / vrow */
     float *rope_c, *rope_s;    /* [hd_max/2] cos/sin of one position */
     int all_logits;            /* 1: g4_forward fills logits for every position of the batch */
     g4_tap_fn tap; void *tap_ctx;

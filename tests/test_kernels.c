@@ -641,6 +641,74 @@ static void check_att(const g4_kernels *k, int n_heads, int hd, int group, int n
     free(q); free(K); free(V); free(kr); free(vr); free(sc); free(outr); free(b);
 }
 
+/* attention_batch (tables that have it): T queries over spans of one shared row list, bit for
+ * bit the table's own per-query `attention` on each span. Spans as the decoder makes them
+ * (causal growth, a sliding window moving on, an image block seen whole by its queries) and
+ * awkward ones (disjoint spans, one key, the last block of < OPT_ATT_QB queries); hd with a
+ * 16-wide block, an 8-wide one and a scalar tail; 1, 2 and 3 threads. */
+static void test_attention_batch(void)
+{
+    static const int hds[] = { 4, 12, 32, 76, 256 };
+    static const int hg[][2] = { { 1, 1 }, { 4, 2 }, { 16, 2 } };
+    long n_checked = 0, tables_run = 0;
+    for (int ti = 0; ti < n_tables; ti++) {
+        const g4_kernels *k = tables[ti];
+        if (!k->attention_batch) continue;
+        tables_run++;
+        const int keep = k->threads ? k->threads(0) : 1;
+        for (int hi_ = 0; hi_ < 5; hi_++)
+            for (int gi = 0; gi < 3; gi++)
+                for (int pat = 0; pat < 4; pat++) {
+                    const int hd = hds[hi_], n_heads = hg[gi][0], group = hg[gi][1], row = n_heads / group * hd;
+                    if (small && hd == 256 && gi == 2) continue;
+                    const int T = pat == 3 ? 6 : 23, n = 40;
+                    int lo[23], hi[23];
+                    for (int t = 0; t < T; t++) {
+                        const int p = 10 + t;            /* query positions 10 .. 10 + T - 1 */
+                        switch (pat) {
+                        case 0: lo[t] = 0; hi[t] = p; break;                                  /* causal */
+                        case 1: lo[t] = p - 7 > 0 ? p - 7 : 0;                                 /* window 8, */
+                                hi[t] = p >= 14 && p < 20 ? 19 : p; break;                     /* image 14..19 */
+                        case 2: lo[t] = p - 2; hi[t] = p - 2 + (t % 3 == 0 ? 0 : 2); break;    /* short, some 1 key */
+                        default: lo[t] = 6 * t; hi[t] = 6 * t + 3; break;                      /* disjoint */
+                        }
+                    }
+                    float *q = malloc(sizeof(float) * T * n_heads * hd), *K = malloc(sizeof(float) * n * row);
+                    float *V = malloc(sizeof(float) * n * row), *sc = malloc(sizeof(float) * (n + 1));
+                    float *want = malloc(sizeof(float) * T * n_heads * hd);
+                    const float **kr = malloc(sizeof(float *) * n), **vr = malloc(sizeof(float *) * n);
+                    for (int i = 0; i < T * n_heads * hd; i++) q[i] = grand();
+                    for (int i = 0; i < n * row; i++) { K[i] = grand(); V[i] = grand(); }
+                    for (int j = 0; j < n; j++) {
+                        int jj = (j * 7 + 3) % n;
+                        kr[j] = K + (int64_t)jj * row; vr[j] = V + (int64_t)jj * row;
+                    }
+                    const int64_t qs = (int64_t)n_heads * hd;
+                    for (int t = 0; t < T; t++)
+                        k->attention(want + t * qs, q + t * qs, n_heads, hd, group, kr + lo[t], vr + lo[t],
+                                     hi[t] - lo[t] + 1, sc, 0);
+                    for (int th = 1; th <= 3; th++) {
+                        if (k->threads) k->threads(th);
+                        else if (th > 1) break;
+                        gbuf out = gb_new((size_t)T * qs);
+                        k->attention_batch(out.p, q, T, n_heads, hd, group, kr, vr, lo, hi, sc, 0);
+                        CHECK(gb_ok(&out), "%s attention_batch: canary", k->name);
+                        long bad = 0;
+                        for (int i = 0; i < T * qs; i++) bad += memcmp(&out.p[i], &want[i], sizeof(float)) != 0;
+                        CHECK(bad == 0, "%s attention_batch hd %d heads %d/%d spans %d, %d threads: %ld of %lld "
+                              "outputs differ from its per-query attention", k->name, hd, n_heads, group, pat, th,
+                              bad, (long long)(T * qs));
+                        n_checked += T * qs;
+                        gb_free(&out);
+                    }
+                    free(q); free(K); free(V); free(sc); free(want); free(kr); free(vr);
+                }
+        if (k->threads) k->threads(keep);
+    }
+    printf("    attention_batch in %ld table(s): %ld outputs, bit-identical to per-query attention "
+           "(1-3 threads)\n", tables_run, n_checked);
+}
+
 static void test_attention(void)
 {
     /* hd 76 = a 64-wide register block + one of 8 + a scalar tail (the avx2 P.V) */
@@ -860,6 +928,7 @@ int main(void)
     RUN(test_layernorm);
     RUN(test_rope);
     RUN(test_attention);
+    RUN(test_attention_batch);
     RUN(test_geglu);
     RUN(test_softcap);
     RUN(test_tanh_accuracy);
