@@ -400,8 +400,9 @@ static void neon_rope(float *x, int n_heads, int hd, const float *c, const float
 
 /* ---- attention ----------------------------------------------------------------------------- */
 
-static void att_head(float *out, const float *q, int hd, int64_t off, const float *const *krow,
-                     const float *const *vrow, int n_keys, float *sc)
+/* the scores of keys 0 .. n - 1 (krow[j] + off) against q: one 4-lane FMA accumulator per key,
+ * columns in order, hsum4, scalar FMA tail */
+static void att_scores(const float *q, int hd, int64_t off, const float *const *krow, int n_keys, float *sc)
 {
     const int h4 = hd & ~3;
     for (int j = 0; j < n_keys; j++) {
@@ -412,6 +413,12 @@ static void att_head(float *out, const float *q, int hd, int64_t off, const floa
         for (int i = h4; i < hd; i++) s = fmaf(q[i], k0[i], s);
         sc[j] = s;
     }
+}
+
+/* softmax in place: max, e^(s - max) by exp4, their sum in double in key order, each scaled by
+ * (float)(1 / sum) */
+static void att_softmax(float *sc, int n_keys)
+{
     float mx = -INFINITY;
     for (int j = 0; j < n_keys; j++) if (sc[j] > mx) mx = sc[j];
     double sum = 0;
@@ -424,12 +431,110 @@ static void att_head(float *out, const float *q, int hd, int64_t off, const floa
     for (j = 0; j < n_keys; j++) sum += sc[j];
     const float inv = (float)(1.0 / sum);
     for (j = 0; j < n_keys; j++) sc[j] *= inv;
+}
+
+static void att_head(float *out, const float *q, int hd, int64_t off, const float *const *krow,
+                     const float *const *vrow, int n_keys, float *sc)
+{
+    const int h4 = hd & ~3;
+    att_scores(q, hd, off, krow, n_keys, sc);
+    att_softmax(sc, n_keys);
+    /* out = sum_j p_j v_j: per output one FMA chain in key order, from 0 */
     for (int i = 0; i < hd; i++) out[i] = 0.0f;
-    for (j = 0; j < n_keys; j++) {
+    for (int j = 0; j < n_keys; j++) {
         const float *v = vrow[j] + off;
         int i = 0;
         for (; i < h4; i += 4) vst1q_f32(out + i, vfmaq_n_f32(vld1q_f32(out + i), vld1q_f32(v + i), sc[j]));
         for (; i < hd; i++) out[i] = fmaf(sc[j], v[i], out[i]);
+    }
+}
+
+/* OPT_ATT_QB (4) queries of one head (opt_heads_fn), bit for bit att_head per query: every
+ * score and every output keeps its own FMA chain in the same order; only the loads are shared.
+ * The keys all 4 queries see (Lc .. Hc) are read once for all of them: scores 4 queries x 2
+ * keys per step, P.V 4 queries x 16 outputs per key row; each query's own keys before Lc and
+ * after Hc run in their place in its chains. Fewer queries, or no common key: att_head. */
+static void att_block(float *out, const float *q, int nq, int64_t qs, int hd, int64_t off,
+                      const float *const *krow, const float *const *vrow, const int *lo, const int *hi,
+                      float *sc, int span)
+{
+    int Lc = lo[0], Hc = hi[0];
+    for (int t = 1; t < nq; t++) { if (lo[t] > Lc) Lc = lo[t]; if (hi[t] < Hc) Hc = hi[t]; }
+    if (nq != 4 || Lc > Hc) {
+        for (int t = 0; t < nq; t++)
+            att_head(out + t * qs, q + t * qs, hd, off, krow + lo[t], vrow + lo[t], hi[t] - lo[t] + 1, sc);
+        return;
+    }
+    const int h4 = hd & ~3;
+    float *s[4];
+    const float *qt[4];
+    for (int t = 0; t < 4; t++) { s[t] = sc + (int64_t)t * span; qt[t] = q + t * qs; }
+    for (int t = 0; t < 4; t++) att_scores(qt[t], hd, off, krow + lo[t], Lc - lo[t], s[t]);
+    int j = Lc;
+    for (; j + 1 <= Hc; j += 2) {
+        const float *k0 = krow[j] + off, *k1 = krow[j + 1] + off;
+        float32x4_t a[4][2];
+        for (int t = 0; t < 4; t++) a[t][0] = a[t][1] = vdupq_n_f32(0.0f);
+        for (int i = 0; i < h4; i += 4) {
+            const float32x4_t kv0 = vld1q_f32(k0 + i), kv1 = vld1q_f32(k1 + i);
+            for (int t = 0; t < 4; t++) {
+                const float32x4_t qv = vld1q_f32(qt[t] + i);
+                a[t][0] = vfmaq_f32(a[t][0], qv, kv0);
+                a[t][1] = vfmaq_f32(a[t][1], qv, kv1);
+            }
+        }
+        for (int t = 0; t < 4; t++) {
+            float s0 = hsum4(a[t][0]), s1 = hsum4(a[t][1]);
+            for (int i = h4; i < hd; i++) { s0 = fmaf(qt[t][i], k0[i], s0); s1 = fmaf(qt[t][i], k1[i], s1); }
+            s[t][j - lo[t]] = s0;
+            s[t][j + 1 - lo[t]] = s1;
+        }
+    }
+    for (int t = 0; t < 4; t++) {
+        if (j <= Hc) att_scores(qt[t], hd, off, krow + j, 1, s[t] + (j - lo[t]));
+        att_scores(qt[t], hd, off, krow + Hc + 1, hi[t] - Hc, s[t] + (Hc + 1 - lo[t]));
+        att_softmax(s[t], hi[t] - lo[t] + 1);
+    }
+    /* P.V: per output one FMA chain over the query's keys in order, from 0 */
+    int i = 0;
+    for (; i + 16 <= h4; i += 16) {
+        float32x4_t o[4][4];
+        for (int t = 0; t < 4; t++) for (int u = 0; u < 4; u++) o[t][u] = vdupq_n_f32(0.0f);
+        for (int t = 0; t < 4; t++)
+            for (int k = lo[t]; k < Lc; k++) {
+                const float *v = vrow[k] + off + i;
+                const float p = s[t][k - lo[t]];
+                for (int u = 0; u < 4; u++) o[t][u] = vfmaq_n_f32(o[t][u], vld1q_f32(v + 4 * u), p);
+            }
+        for (int k = Lc; k <= Hc; k++) {
+            const float *v = vrow[k] + off + i;
+            float32x4_t vv[4];
+            for (int u = 0; u < 4; u++) vv[u] = vld1q_f32(v + 4 * u);
+            for (int t = 0; t < 4; t++) {
+                const float p = s[t][k - lo[t]];
+                for (int u = 0; u < 4; u++) o[t][u] = vfmaq_n_f32(o[t][u], vv[u], p);
+            }
+        }
+        for (int t = 0; t < 4; t++) {
+            for (int k = Hc + 1; k <= hi[t]; k++) {
+                const float *v = vrow[k] + off + i;
+                const float p = s[t][k - lo[t]];
+                for (int u = 0; u < 4; u++) o[t][u] = vfmaq_n_f32(o[t][u], vld1q_f32(v + 4 * u), p);
+            }
+            for (int u = 0; u < 4; u++) vst1q_f32(out + t * qs + i + 4 * u, o[t][u]);
+        }
+    }
+    for (int t = 0; t < 4; t++) {
+        for (int i4 = i; i4 < h4; i4 += 4) {
+            float32x4_t o = vdupq_n_f32(0.0f);
+            for (int k = lo[t]; k <= hi[t]; k++) o = vfmaq_n_f32(o, vld1q_f32(vrow[k] + off + i4), s[t][k - lo[t]]);
+            vst1q_f32(out + t * qs + i4, o);
+        }
+        for (int e = h4; e < hd; e++) {
+            float o = 0.0f;
+            for (int k = lo[t]; k <= hi[t]; k++) o = fmaf(s[t][k - lo[t]], vrow[k][off + e], o);
+            out[t * qs + e] = o;
+        }
     }
 }
 
@@ -442,6 +547,17 @@ static void neon_attention(float *out, const float *q, int n_heads, int hd, int 
         return;
     }
     opt_attention(att_head, out, q, n_heads, hd, group, krow, vrow, n_keys, scores);
+}
+
+static void neon_attention_batch(float *out, const float *q, int T, int n_heads, int hd, int group,
+                                 const float *const *krow, const float *const *vrow,
+                                 const int *lo, const int *hi, float *scores, int bf16)
+{
+    const int64_t qs = (int64_t)n_heads * hd;
+    if (bf16 || opt_attention_batch(att_block, out, q, T, n_heads, hd, group, krow, vrow, lo, hi))
+        for (int t = 0; t < T; t++)     /* bf16, or no scratch: query by query, the same sums */
+            neon_attention(out + t * qs, q + t * qs, n_heads, hd, group, krow + lo[t], vrow + lo[t],
+                           hi[t] - lo[t] + 1, scores, bf16);
 }
 
 /* ---- geglu, softcap ------------------------------------------------------------------------ */
@@ -516,7 +632,7 @@ static double neon_fma_peak(int threads, double seconds)
 static const g4_kernels K = {
     .name = "neon",
     .matmul = neon_matmul, .rmsnorm = neon_rmsnorm, .layernorm = neon_layernorm,
-    .rope = neon_rope, .attention = neon_attention, .geglu = neon_geglu, .softcap = neon_softcap,
+    .rope = neon_rope, .attention = neon_attention, .attention_batch = neon_attention_batch, .geglu = neon_geglu, .softcap = neon_softcap,
     .threads = neon_threads, .fma_peak = neon_fma_peak,
 };
 
