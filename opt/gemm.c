@@ -449,7 +449,8 @@ void opt_attention(opt_head_fn head, float *out, const float *q, int n_heads, in
  * consecutive items); each item has its own outputs and score rows, so nothing is reduced
  * across items and the thread count cannot change a result */
 typedef struct {
-    opt_heads_fn fn;
+    opt_head_fn head;
+    opt_heads_fn block;
     float *out; const float *q; int T, n_heads, hd, group, nqb, span;
     const float *const *krow, *const *vrow;
     const int *lo, *hi;
@@ -460,20 +461,29 @@ static void attb_task(void *ctx, int64_t c, int tid)
     const attb_job *j = ctx;
     const int h = (int)(c / j->nqb), t0 = (int)(c % j->nqb) * OPT_ATT_QB;
     const int nq = j->T - t0 < OPT_ATT_QB ? j->T - t0 : OPT_ATT_QB;
-    const int64_t qs = (int64_t)j->n_heads * j->hd, at = t0 * qs + (int64_t)h * j->hd;
-    j->fn(j->out + at, j->q + at, nq, qs, j->hd, (int64_t)(h / j->group) * j->hd, j->krow, j->vrow,
-          j->lo + t0, j->hi + t0, opt_scratch(tid, (size_t)OPT_ATT_QB * j->span), j->span);
+    const int64_t qs = (int64_t)j->n_heads * j->hd, at = t0 * qs + (int64_t)h * j->hd, off = (int64_t)(h / j->group) * j->hd;
+    const int *lo = j->lo + t0, *hi = j->hi + t0;
+    float *sc = opt_scratch(tid, (size_t)OPT_ATT_QB * j->span);
+    int Lc = lo[0], Hc = hi[0];                /* the keys every query of the block sees */
+    for (int t = 1; t < nq; t++) { if (lo[t] > Lc) Lc = lo[t]; if (hi[t] < Hc) Hc = hi[t]; }
+    if (nq == OPT_ATT_QB && Lc <= Hc) {
+        j->block(j->out + at, j->q + at, qs, j->hd, off, j->krow, j->vrow, lo, hi, Lc, Hc, sc, j->span);
+        return;
+    }
+    for (int t = 0; t < nq; t++)
+        j->head(j->out + at + t * qs, j->q + at + t * qs, j->hd, off, j->krow + lo[t], j->vrow + lo[t],
+                hi[t] - lo[t] + 1, sc);
 }
 
-int opt_attention_batch(opt_heads_fn fn, float *out, const float *q, int T, int n_heads, int hd,
-                        int group, const float *const *krow, const float *const *vrow,
-                        const int *lo, const int *hi)
+int opt_attention_batch(opt_head_fn head, opt_heads_fn block, float *out, const float *q, int T,
+                        int n_heads, int hd, int group, const float *const *krow,
+                        const float *const *vrow, const int *lo, const int *hi)
 {
     int span = 1;
     for (int t = 0; t < T; t++) if (hi[t] - lo[t] + 1 > span) span = hi[t] - lo[t] + 1;
     if (opt_scratch_reserve((size_t)OPT_ATT_QB * span)) return -1;
     const int nqb = (T + OPT_ATT_QB - 1) / OPT_ATT_QB;
-    attb_job j = { fn, out, q, T, n_heads, hd, group, nqb, span, krow, vrow, lo, hi };
+    attb_job j = { head, block, out, q, T, n_heads, hd, group, nqb, span, krow, vrow, lo, hi };
     opt_parallel(attb_task, &j, (int64_t)n_heads * nqb);
     return 0;
 }

@@ -453,18 +453,12 @@ static void att_head(float *out, const float *q, int hd, int64_t off, const floa
  * score and every output keeps its own FMA chain in the same order; only the loads are shared.
  * The keys all 4 queries see (Lc .. Hc) are read once for all of them: scores 4 queries x 2
  * keys per step, P.V 4 queries x 16 outputs per key row; each query's own keys before Lc and
- * after Hc run in their place in its chains. Fewer queries, or no common key: att_head. */
-static void att_block(float *out, const float *q, int nq, int64_t qs, int hd, int64_t off,
+ * after Hc run in their place in its chains. (Blocks the driver cannot share go to att_head.) */
+_Static_assert(OPT_ATT_QB == 4, "att_block holds 4 queries");
+static void att_block(float *out, const float *q, int64_t qs, int hd, int64_t off,
                       const float *const *krow, const float *const *vrow, const int *lo, const int *hi,
-                      float *sc, int span)
+                      int Lc, int Hc, float *sc, int span)
 {
-    int Lc = lo[0], Hc = hi[0];
-    for (int t = 1; t < nq; t++) { if (lo[t] > Lc) Lc = lo[t]; if (hi[t] < Hc) Hc = hi[t]; }
-    if (nq != 4 || Lc > Hc) {
-        for (int t = 0; t < nq; t++)
-            att_head(out + t * qs, q + t * qs, hd, off, krow + lo[t], vrow + lo[t], hi[t] - lo[t] + 1, sc);
-        return;
-    }
     const int h4 = hd & ~3;
     float *s[4];
     const float *qt[4];
@@ -554,7 +548,7 @@ static void neon_attention_batch(float *out, const float *q, int T, int n_heads,
                                  const int *lo, const int *hi, float *scores, int bf16)
 {
     const int64_t qs = (int64_t)n_heads * hd;
-    if (bf16 || opt_attention_batch(att_block, out, q, T, n_heads, hd, group, krow, vrow, lo, hi))
+    if (bf16 || opt_attention_batch(att_head, att_block, out, q, T, n_heads, hd, group, krow, vrow, lo, hi))
         for (int t = 0; t < T; t++)     /* bf16, or no scratch: query by query, the same sums */
             neon_attention(out + t * qs, q + t * qs, n_heads, hd, group, krow + lo[t], vrow + lo[t],
                            hi[t] - lo[t] + 1, scores, bf16);

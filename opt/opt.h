@@ -125,18 +125,21 @@ typedef void (*opt_head_fn)(float *out, const float *q, int hd, int64_t off,
                             float *scores);
 void opt_attention(opt_head_fn head, float *out, const float *q, int n_heads, int hd, int group,
                    const float *const *krow, const float *const *vrow, int n_keys, float *scores);
-/* several queries of one head (attention_batch): queries 0 .. nq - 1 at q + t * qs (out
- * likewise), query t over rows lo[t] .. hi[t] (krow[j] + off, vrow[j] + off); sc: nq rows of
- * span floats (span >= every hi - lo + 1). Equal to opt_head_fn per query, bit for bit. */
-typedef void (*opt_heads_fn)(float *out, const float *q, int nq, int64_t qs, int hd, int64_t off,
+/* OPT_ATT_QB queries of one head (attention_batch): query t at q + t * qs (out likewise) over
+ * rows lo[t] .. hi[t] (krow[j] + off, vrow[j] + off), every query seeing the rows Lc .. Hc
+ * (Lc <= Hc); sc: OPT_ATT_QB rows of span floats (span >= every hi - lo + 1). Equal to the
+ * ISA's opt_head_fn per query, bit for bit. */
+typedef void (*opt_heads_fn)(float *out, const float *q, int64_t qs, int hd, int64_t off,
                              const float *const *krow, const float *const *vrow,
-                             const int *lo, const int *hi, float *sc, int span);
+                             const int *lo, const int *hi, int Lc, int Hc, float *sc, int span);
 #define OPT_ATT_QB 4        /* queries per work item of the batched attention (fixed: results
                              * never depend on it, each query's sums are its own) */
-/* work items: (head, block of OPT_ATT_QB queries); -1 when its scratch cannot grow */
-int opt_attention_batch(opt_heads_fn fn, float *out, const float *q, int T, int n_heads, int hd,
-                        int group, const float *const *krow, const float *const *vrow,
-                        const int *lo, const int *hi);
+/* work items: (head, block of OPT_ATT_QB queries), each run by `block`, or by `head` query by
+ * query when the block is short (the last) or its queries share no key; -1 when the scratch
+ * cannot grow */
+int opt_attention_batch(opt_head_fn head, opt_heads_fn block, float *out, const float *q, int T,
+                        int n_heads, int hd, int group, const float *const *krow,
+                        const float *const *vrow, const int *lo, const int *hi);
 
 /* ---- the tables (each file defines its getter on every architecture) ----------------------- *
  * The getter returns the table when this CPU can run it, NULL otherwise (and always NULL on a
