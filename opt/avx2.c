@@ -907,6 +907,25 @@ static void att_softmax(float *sc, int n_keys)
     for (j = 0; j < n_keys; j++) sc[j] *= inv;
 }
 
+/* outputs i0 .. hd - 1 of sum_j p_j v_j over keys 0 .. n - 1 (vrow[j] + off): 8 at a time in a
+ * register, then one by one; per output one FMA chain in key order, from 0 */
+static void att_pv_rest(float *out, int i0, int hd, int64_t off, const float *const *vrow, int n_keys,
+                        const float *sc)
+{
+    const int h8 = hd & ~7;
+    int i = i0;
+    for (; i < h8; i += 8) {
+        __m256 o = _mm256_setzero_ps();
+        for (int j = 0; j < n_keys; j++) o = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + j), _mm256_loadu_ps(vrow[j] + off + i), o);
+        _mm256_storeu_ps(out + i, o);
+    }
+    for (; i < hd; i++) {
+        float o = 0.0f;
+        for (int j = 0; j < n_keys; j++) o = fmaf(sc[j], vrow[j][off + i], o);
+        out[i] = o;
+    }
+}
+
 static void att_head(float *out, const float *q, int hd, int64_t off, const float *const *krow,
                      const float *const *vrow, int n_keys, float *sc)
 {
@@ -915,7 +934,7 @@ static void att_head(float *out, const float *q, int hd, int64_t off, const floa
     att_scores(q, hd, off, krow, n_keys, sc);
     att_softmax(sc, n_keys);
     /* out = sum_j p_j v_j: per output one FMA chain in key order, from 0. The outputs are
-     * held in registers 64 at a time (then 8, then one) while the keys stream past, so each
+     * held in registers 64 at a time (then att_pv_rest) while the keys stream past, so each
      * step is one load of v per FMA and no store. */
     int i = 0;
     for (; i + 64 <= h8; i += 64) {
@@ -931,16 +950,7 @@ static void att_head(float *out, const float *q, int hd, int64_t off, const floa
 #pragma GCC unroll 8
         for (int u = 0; u < 8; u++) _mm256_storeu_ps(out + i + 8 * u, o[u]);
     }
-    for (; i < h8; i += 8) {
-        __m256 o = _mm256_setzero_ps();
-        for (j = 0; j < n_keys; j++) o = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + j), _mm256_loadu_ps(vrow[j] + off + i), o);
-        _mm256_storeu_ps(out + i, o);
-    }
-    for (; i < hd; i++) {
-        float o = 0.0f;
-        for (j = 0; j < n_keys; j++) o = fmaf(sc[j], vrow[j][off + i], o);
-        out[i] = o;
-    }
+    att_pv_rest(out, i, hd, off, vrow, n_keys, sc);
 }
 
 /* OPT_ATT_QB (4) queries of one head (opt_heads_fn), bit for bit att_head per query: every score
@@ -982,8 +992,7 @@ static void att_block(float *out, const float *q, int64_t qs, int hd, int64_t of
         }
     }
     for (int t = 0; t < 4; t++) {
-        if (j <= Hc) att_scores(qt[t], hd, off, krow + j, 1, s[t] + (j - lo[t]));
-        att_scores(qt[t], hd, off, krow + Hc + 1, hi[t] - Hc, s[t] + (Hc + 1 - lo[t]));
+        att_scores(qt[t], hd, off, krow + j, hi[t] - j + 1, s[t] + (j - lo[t]));   /* Hc if left, then its own */
         att_softmax(s[t], hi[t] - lo[t] + 1);
     }
     /* P.V: per output one FMA chain over the query's keys in order, from 0 */
@@ -1022,19 +1031,7 @@ static void att_block(float *out, const float *q, int64_t qs, int hd, int64_t of
             _mm256_storeu_ps(out + t * qs + i + 8, o[t][1]);
         }
     }
-    for (int t = 0; t < 4; t++) {
-        for (int i8 = i; i8 < h8; i8 += 8) {
-            __m256 o = _mm256_setzero_ps();
-            for (int u = lo[t]; u <= hi[t]; u++)
-                o = _mm256_fmadd_ps(_mm256_broadcast_ss(s[t] + (u - lo[t])), _mm256_loadu_ps(vrow[u] + off + i8), o);
-            _mm256_storeu_ps(out + t * qs + i8, o);
-        }
-        for (int e = h8; e < hd; e++) {
-            float o = 0.0f;
-            for (int u = lo[t]; u <= hi[t]; u++) o = fmaf(s[t][u - lo[t]], vrow[u][off + e], o);
-            out[t * qs + e] = o;
-        }
-    }
+    for (int t = 0; t < 4; t++) att_pv_rest(out + t * qs, i, hd, off, vrow + lo[t], hi[t] - lo[t] + 1, s[t]);
 }
 
 static void avx2_attention(float *out, const float *q, int n_heads, int hd, int group,

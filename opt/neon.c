@@ -433,20 +433,31 @@ static void att_softmax(float *sc, int n_keys)
     for (j = 0; j < n_keys; j++) sc[j] *= inv;
 }
 
+/* outputs i0 .. hd - 1 of out = sum_j p_j v_j over keys 0 .. n - 1 (vrow[j] + off): 4 at a time
+ * in a register, then one by one; per output one FMA chain in key order, from 0 */
+static void att_pv_rest(float *out, int i0, int hd, int64_t off, const float *const *vrow, int n_keys,
+                        const float *sc)
+{
+    const int h4 = hd & ~3;
+    int i = i0;
+    for (; i < h4; i += 4) {
+        float32x4_t o = vdupq_n_f32(0.0f);
+        for (int j = 0; j < n_keys; j++) o = vfmaq_n_f32(o, vld1q_f32(vrow[j] + off + i), sc[j]);
+        vst1q_f32(out + i, o);
+    }
+    for (; i < hd; i++) {
+        float o = 0.0f;
+        for (int j = 0; j < n_keys; j++) o = fmaf(sc[j], vrow[j][off + i], o);
+        out[i] = o;
+    }
+}
+
 static void att_head(float *out, const float *q, int hd, int64_t off, const float *const *krow,
                      const float *const *vrow, int n_keys, float *sc)
 {
-    const int h4 = hd & ~3;
     att_scores(q, hd, off, krow, n_keys, sc);
     att_softmax(sc, n_keys);
-    /* out = sum_j p_j v_j: per output one FMA chain in key order, from 0 */
-    for (int i = 0; i < hd; i++) out[i] = 0.0f;
-    for (int j = 0; j < n_keys; j++) {
-        const float *v = vrow[j] + off;
-        int i = 0;
-        for (; i < h4; i += 4) vst1q_f32(out + i, vfmaq_n_f32(vld1q_f32(out + i), vld1q_f32(v + i), sc[j]));
-        for (; i < hd; i++) out[i] = fmaf(sc[j], v[i], out[i]);
-    }
+    att_pv_rest(out, 0, hd, off, vrow, n_keys, sc);
 }
 
 /* OPT_ATT_QB (4) queries of one head (opt_heads_fn), bit for bit att_head per query: every
@@ -485,8 +496,7 @@ static void att_block(float *out, const float *q, int64_t qs, int hd, int64_t of
         }
     }
     for (int t = 0; t < 4; t++) {
-        if (j <= Hc) att_scores(qt[t], hd, off, krow + j, 1, s[t] + (j - lo[t]));
-        att_scores(qt[t], hd, off, krow + Hc + 1, hi[t] - Hc, s[t] + (Hc + 1 - lo[t]));
+        att_scores(qt[t], hd, off, krow + j, hi[t] - j + 1, s[t] + (j - lo[t]));   /* Hc if left, then its own */
         att_softmax(s[t], hi[t] - lo[t] + 1);
     }
     /* P.V: per output one FMA chain over the query's keys in order, from 0 */
@@ -518,18 +528,7 @@ static void att_block(float *out, const float *q, int64_t qs, int hd, int64_t of
             for (int u = 0; u < 4; u++) vst1q_f32(out + t * qs + i + 4 * u, o[t][u]);
         }
     }
-    for (int t = 0; t < 4; t++) {
-        for (int i4 = i; i4 < h4; i4 += 4) {
-            float32x4_t o = vdupq_n_f32(0.0f);
-            for (int k = lo[t]; k <= hi[t]; k++) o = vfmaq_n_f32(o, vld1q_f32(vrow[k] + off + i4), s[t][k - lo[t]]);
-            vst1q_f32(out + t * qs + i4, o);
-        }
-        for (int e = h4; e < hd; e++) {
-            float o = 0.0f;
-            for (int k = lo[t]; k <= hi[t]; k++) o = fmaf(s[t][k - lo[t]], vrow[k][off + e], o);
-            out[t * qs + e] = o;
-        }
-    }
+    for (int t = 0; t < 4; t++) att_pv_rest(out + t * qs, i, hd, off, vrow + lo[t], hi[t] - lo[t] + 1, s[t]);
 }
 
 static void neon_attention(float *out, const float *q, int n_heads, int hd, int group,
