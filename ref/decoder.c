@@ -190,35 +190,33 @@ static void key_span(const g4_config *c, int l, int p, const g4_block *blocks, i
     }
 }
 
-/* attention of layer l for T queries at positions p0.. (K/V of this batch in s->kn/s->vn) */
+/* attention of layer l for T queries at positions p0.. (K/V of this batch in s->kn/s->vn).
+ * The queries' spans overlap or touch (lo and hi grow with p), so their union is one run of
+ * positions L .. H: it is listed once, and each query gets its span in the list. */
 static void attend(g4_state *s, int l, int T, int p0, const g4_block *blocks, int nb)
 {
     const g4_config *c = &s->m->cfg;
     const int hd = g4_hd(c, l), nkv = g4_nkv(c, l), qrow = c->n_heads * hd;
-    if (s->k->attention_batch && T > 1) {
-        /* the queries' spans overlap or touch (lo and hi grow with p), so their union is one
-         * run of positions L .. H: list it once, and give each query its span in the list */
-        int L = 0, H = 0;
-        for (int t = 0; t < T; t++) {
-            int lo, hi;
-            key_span(c, l, p0 + t, blocks, nb, &lo, &hi);
-            if (t == 0 || lo < L) L = lo;
-            if (t == 0 || hi > H) H = hi;
-            s->span_lo[t] = lo;
-            s->span_hi[t] = hi;
-        }
-        for (int kp = L; kp <= H; kp++) kv_rows(s, l, p0, kp, &s->krow[kp - L], &s->vrow[kp - L]);
-        for (int t = 0; t < T; t++) { s->span_lo[t] -= L; s->span_hi[t] -= L; }
+    int L = 0, H = 0;
+    for (int t = 0; t < T; t++) {
+        int lo, hi;
+        key_span(c, l, p0 + t, blocks, nb, &lo, &hi);
+        if (t == 0 || lo < L) L = lo;
+        if (t == 0 || hi > H) H = hi;
+        s->span_lo[t] = lo;
+        s->span_hi[t] = hi;
+    }
+    for (int kp = L; kp <= H; kp++) kv_rows(s, l, p0, kp, &s->krow[kp - L], &s->vrow[kp - L]);
+    for (int t = 0; t < T; t++) { s->span_lo[t] -= L; s->span_hi[t] -= L; }
+    if (s->k->attention_batch && T > 1) {      /* an opt table reading each row once for several queries */
         s->k->attention_batch(s->att, s->q, T, c->n_heads, hd, c->n_heads / nkv, s->krow, s->vrow,
                               s->span_lo, s->span_hi, s->scores, s->bf16);
         return;
     }
     for (int t = 0; t < T; t++) {
-        int lo, hi, n = 0;
-        key_span(c, l, p0 + t, blocks, nb, &lo, &hi);
-        for (int kp = lo; kp <= hi; kp++, n++) kv_rows(s, l, p0, kp, &s->krow[n], &s->vrow[n]);
-        s->k->attention(s->att + (int64_t)t * qrow, s->q + (int64_t)t * qrow,
-                        c->n_heads, hd, c->n_heads / nkv, s->krow, s->vrow, n, s->scores, s->bf16);
+        const int lo = s->span_lo[t], n = s->span_hi[t] - lo + 1;
+        s->k->attention(s->att + (int64_t)t * qrow, s->q + (int64_t)t * qrow, c->n_heads, hd,
+                        c->n_heads / nkv, s->krow + lo, s->vrow + lo, n, s->scores, s->bf16);
     }
 }
 

@@ -385,9 +385,9 @@ typedef struct g4_state {
     float *gate, *up;          /* [B][d_ff] */
     float *scores;             /* [max_ctx + B] one query's scores */
     float *logits;             /* [vocab] last position (or [B][vocab] when all_logits) */
-    const float **krow, **vrow;/* [max_ctx + B] the K/V rows one query may see (mask applied),
-                                * or with attention_batch the union of the batch's queries' rows */
-    int *span_lo, *span_hi;    /* [B] with attention_batch: each query's rows in krow / vrow */
+    const float **krow, **vrow;/* [max_ctx + B] the K/V rows the batch's queries may see (the
+                                * union of their masked spans, in position order) */
+    int *span_lo, *span_hi;    /* [B] each query's rows in krow / vrow (inclusive) */
     float *rope_c, *rope_s;    /* [hd_max/2] cos/sin of one position */
     int all_logits;            /* 1: g4_forward fills logits for every position of the batch */
     g4_tap_fn tap; void *tap_ctx;
