@@ -91,7 +91,7 @@ static void panel(const float *P, int nr, const float *XT, int64_t cols, int64_t
  * int32 lanes once; the low nibbles are values 0-15, the high ones 16-31. */
 static void form512(g4_type type, const uint8_t *W, size_t rb, int64_t r, int nr, int64_t k0, int64_t kc, float *P)
 {
-    if ((type != G4_T_Q4_0 && type != G4_T_Q8_0) || k0 % 32 || kc % 32) {
+    if (type != G4_T_Q4_0 && type != G4_T_Q8_0) {       /* k0, kc: multiples of 32 (opt_gemm) */
         opt_avx2_gemm.form(type, W, rb, r, nr, k0, kc, P);
         return;
     }
