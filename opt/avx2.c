@@ -692,7 +692,7 @@ const opt_q8_gemm_isa *opt_avx2_q8_gemm_get(void) { return &q8_gemm_avx2; }
 
 int opt_avx2_q8_gemv(float *Y, const g4_tensor *W, const float *X, int T)
 {
-    return opt_q8_gemv(q8_rows_avx2, opt_avx2_q8_quant, Y, W, X, T);
+    return opt_q8_gemv(q8_rows_avx2, opt_avx2_q8_quant, NULL, Y, W, X, T);
 }
 
 static void avx2_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)

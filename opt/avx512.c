@@ -193,18 +193,42 @@ AI __m512i w_pair(const int ty, const uint8_t *blk, const int pair)
     return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(a), c, 1), _mm512_set1_epi8((char)0x80));
 }
 
-/* blocks b (and b + 1 when pair) of 4 rows into acc */
+/* the offset's correction for the group sums g: -(128 g) for Q8_0's q + 128, -(8 g) for Q4_0 */
+AI __m512i offset_corr(const int ty, __m512i g)
+{
+    return _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(g, ty == G4_T_Q8_0 ? 7 : 3));
+}
+
+/* the GEMV driver's prep (opt_q8_prep_fn), once per token: each whole pair of blocks' 64
+ * activation bytes and 16 group sums put in the kernel's lane order (Q4_0: swap12) and the
+ * sums turned into the correction the vpdpbusd starts from (offset_corr), in place; a last odd
+ * block stays as rounded (vnni_step's pair = 0 does both itself) */
+static void vnni_prep(int ty, int8_t *xq, int32_t *sg, int64_t nb)
+{
+    for (int64_t b = 0; b + 2 <= nb; b += 2) {
+        __m512i xv = _mm512_loadu_si512((const void *)(xq + 32 * b)), g = _mm512_loadu_si512((const void *)(sg + 8 * b));
+        if (ty == G4_T_Q4_0) { xv = swap12(xv); g = swap12(g); }
+        _mm512_storeu_si512((void *)(xq + 32 * b), xv);
+        _mm512_storeu_si512((void *)(sg + 8 * b), offset_corr(ty, g));
+    }
+}
+
+/* blocks b (and b + 1 when pair) of 4 rows into acc; xq, sg as vnni_prep left them */
 AI void vnni_step(const int ty, const int pair, const uint8_t *const w[4], const int8_t *xq, const float *xd,
                   const int32_t *sg, int64_t b, size_t pf, __m512 acc[4])
 {
     const int64_t bs = ty == G4_T_Q8_0 ? 34 : 18;
     const __mmask16 m1 = ty == G4_T_Q8_0 ? 0xFF00 : 0xF0F0;            /* the lanes of block b + 1 */
-    __m512i xv = pair ? _mm512_loadu_si512((const void *)(xq + 32 * b))
-                      : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(xq + 32 * b)));
-    __m512i g = pair ? _mm512_loadu_si512((const void *)(sg + 8 * b))
-                     : _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(sg + 8 * b)));
-    if (ty == G4_T_Q4_0) { xv = swap12(xv); g = swap12(g); }
-    const __m512i corr = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(g, ty == G4_T_Q8_0 ? 7 : 3));
+    __m512i xv, corr;
+    if (pair) {
+        xv = _mm512_loadu_si512((const void *)(xq + 32 * b));
+        corr = _mm512_loadu_si512((const void *)(sg + 8 * b));
+    } else {
+        xv = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(xq + 32 * b)));
+        __m512i g = _mm512_zextsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(sg + 8 * b)));
+        if (ty == G4_T_Q4_0) { xv = swap12(xv); g = swap12(g); }
+        corr = offset_corr(ty, g);
+    }
     const __m512 dx = two(xd[b], pair ? xd[b + 1] : 0.0f, m1);
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
@@ -335,7 +359,7 @@ static int vnni;                    /* AVX512BW + AVX512_VNNI: set by the getter
 
 static void avx512_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
 {
-    if ((vnni ? opt_q8_gemv(q8_rows_512, opt_avx2_q8_quant, Y, W, X, T) : opt_avx2_q8_gemv(Y, W, X, T)) == 0) return;
+    if ((vnni ? opt_q8_gemv(q8_rows_512, opt_avx2_q8_quant, vnni_prep, Y, W, X, T) : opt_avx2_q8_gemv(Y, W, X, T)) == 0) return;
     if (opt_q8_gemm(vnni ? &q8_gemm_vnni : opt_avx2_q8_gemm_get(), opt_avx2_q8_quant, Y, W, X, T) == 0) return;
     avx512_matmul(Y, W, X, T);
 }

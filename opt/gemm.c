@@ -211,11 +211,14 @@ static void q8_task(void *ctx, int64_t c, int tid)
     }
 }
 
-int opt_q8_gemv(opt_q8_rows_fn rows, opt_q8_quant_fn quant, float *Y, const g4_tensor *W, const float *X, int T)
+int opt_q8_gemv(opt_q8_rows_fn rows, opt_q8_quant_fn quant, opt_q8_prep_fn prep, float *Y, const g4_tensor *W,
+                const float *X, int T)
 {
     const int64_t cols = W->ne[0], rows_n = W->ne[1], nb = cols / 32;
     if (T >= G4_Q8_MAX_T || T < 1 || !q8_applies(W)) return -1;
     if (q8_round(quant, X, T, cols)) { q8_oom(Y, (int64_t)T * rows_n); return 0; }
+    if (prep)
+        for (int t = 0; t < T; t++) prep(W->type, q8_x + (int64_t)t * cols, q8_g + (int64_t)t * cols / 4, nb);
     q8_job j = { { Y, X, T, W->data, rows_n, cols, g4_row_bytes(W->type, cols) }, W->type, nb, rows };
     opt_parallel(q8_task, &j, (rows_n + OPT_ROW_CHUNK - 1) / OPT_ROW_CHUNK);
     return 0;

@@ -939,7 +939,7 @@ static const opt_q8_gemm_isa *q8_gemm;   /* and q8_gemm_dot or q8_gemm_neon */
 
 static void neon_q8_matmul(float *Y, const g4_tensor *W, const float *X, int T)
 {
-    if (opt_q8_gemv(q8_rows, neon_q8_quant, Y, W, X, T) == 0) return;
+    if (opt_q8_gemv(q8_rows, neon_q8_quant, NULL, Y, W, X, T) == 0) return;
     if (opt_q8_gemm(q8_gemm, neon_q8_quant, Y, W, X, T) == 0) return;
     neon_matmul(Y, W, X, T);
 }

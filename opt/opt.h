@@ -168,8 +168,13 @@ void opt_q8_quant_ref(const float *x, int64_t n, int8_t *q, float *d, int32_t *s
 opt_q8_quant_fn opt_avx2_q8_quant_get(void);
 opt_q8_quant_fn opt_neon_q8_quant_get(void);
 opt_q8_quant_fn opt_q8_quant_isa(void);
-/* quant NULL: opt_q8_quant_ref */
-int opt_q8_gemv(opt_q8_rows_fn rows, opt_q8_quant_fn quant, float *Y, const g4_tensor *W, const float *X, int T);
+/* prep (optional): puts one token's rounded activations xq[32 nb] and group sums sg[8 nb], in
+ * place, in the order and form the ISA's rows kernel reads (work done once per token instead
+ * of once per 4 rows); the values the kernel computes from them must stay ref-q8's. */
+typedef void (*opt_q8_prep_fn)(int ty, int8_t *xq, int32_t *sg, int64_t nb);
+/* quant NULL: opt_q8_quant_ref; prep NULL: the natural order above */
+int opt_q8_gemv(opt_q8_rows_fn rows, opt_q8_quant_fn quant, opt_q8_prep_fn prep, float *Y, const g4_tensor *W,
+                const float *X, int T);
 int opt_avx2_q8_gemv(float *Y, const g4_tensor *W, const float *X, int T);
 #if defined(__x86_64__)
 void opt_avx2_q8_quant(const float *x, int64_t n, int8_t *q, float *d, int32_t *sg);  /* for avx512.c */
