@@ -156,16 +156,26 @@ void opt_q8_quant_ref(const float *x, int64_t n, int8_t *q, float *d, int32_t *s
     for (int64_t g = 0; g < n / 4; g++) sg[g] = q[4 * g] + q[4 * g + 1] + q[4 * g + 2] + q[4 * g + 3];
 }
 
+/* a 64-byte aligned buffer of n bytes in place of old (freed when the new one exists), so a
+ * kernel's 64-byte loads of a block pair's activations never straddle two cache lines (cols is
+ * a multiple of 32 and every token's row starts at t * cols) */
+static void *q8_alloc(void *old, size_t n)
+{
+    void *p = aligned_alloc(64, (n + 63) & ~(size_t)63);
+    if (p) free(old);
+    return p;
+}
+
 /* rounds the T tokens into q8_x / q8_d / q8_g; -1: out of memory */
 static int q8_round(opt_q8_quant_fn quant, const float *X, int T, int64_t cols)
 {
     const int64_t nb = cols / 32;
-    if ((int64_t)T * cols > q8_cap) {
-        int8_t *nx = realloc(q8_x, (size_t)(T * cols));
+    if ((int64_t)T * cols > q8_cap) {       /* rewritten every call: no need to keep contents */
+        int8_t *nx = q8_alloc(q8_x, (size_t)(T * cols));
         if (nx) q8_x = nx;
-        float *nd = realloc(q8_d, sizeof(float) * (size_t)(T * nb));
+        float *nd = q8_alloc(q8_d, sizeof(float) * (size_t)(T * nb));
         if (nd) q8_d = nd;
-        int32_t *ng = realloc(q8_g, sizeof(int32_t) * (size_t)(T * cols / 4));
+        int32_t *ng = q8_alloc(q8_g, sizeof(int32_t) * (size_t)(T * cols / 4));
         if (ng) q8_g = ng;
         if (!nx || !nd || !ng) return -1;
         q8_cap = (int64_t)T * cols;
