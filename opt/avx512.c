@@ -4,8 +4,9 @@
  * holds 6 rows x 32 tokens of accumulators in 12 zmm registers; per column it loads two
  * 16-token vectors and broadcasts one weight per row: 12 FMAs of 16 lanes for 8 loads, twice
  * the work per instruction of the avx2 kernel (a CPU with two 512-bit FMA units, like this
- * project's benchmark VM, doubles its fp32 FMA peak). The panel of weights is formed by the
- * avx2 table's former (exactly g4_dequant_row's values), the GEMM driver is opt_gemm
+ * project's benchmark VM, doubles its fp32 FMA peak). The panel of weights is formed on 16
+ * lanes for Q4_0/Q8_0 (form512) and by the avx2 table's former for the other types (exactly
+ * g4_dequant_row's values either way), the GEMM driver is opt_gemm
  * (opt/gemm.c), and every output is the same serial fp32 FMA chain in column order as the
  * avx2 GEMM: the two tables give bit-identical prefill results.
  *
@@ -85,10 +86,6 @@ static void panel(const float *P, int nr, const float *XT, int64_t cols, int64_t
     }
 }
 
-/* the panel former for Q4_0 and Q8_0 on 16 lanes (other types: the avx2 one). The same
- * arithmetic as the avx2 former, so the same weights bit for bit (ref's single rounding):
- * Q4_0 fma(n, d, -8 d) (-8 d is exact), Q8_0 (float)q * d. A Q4_0 block's 16 bytes widen to 16
- * int32 lanes once; the low nibbles are values 0-15, the high ones 16-31. */
 /* the f16 at p as fp32 in every lane, by F16C from the 16 bytes at p (a block's first; never
  * past its end): the 256 KiB opt_f16_lut misses L1 for a model's spread of scales (+3% exact
  * GEMM at T = 64). Only lane 0 of the conversion is used. */
@@ -98,6 +95,10 @@ AI __m512 f16c_bc512(const uint8_t *p)
     return _mm512_permutexvar_ps(_mm512_setzero_si512(), _mm512_cvtph_ps(_mm256_zextsi128_si256(h)));
 }
 
+/* the panel former for Q4_0 and Q8_0 on 16 lanes (other types: the avx2 one). The same
+ * arithmetic as the avx2 former, so the same weights bit for bit (ref's single rounding):
+ * Q4_0 fma(n, d, -8 d) (-8 d is exact), Q8_0 (float)q * d. A Q4_0 block's 16 bytes widen to 16
+ * int32 lanes once; the low nibbles are values 0-15, the high ones 16-31. */
 static void form512(g4_type type, const uint8_t *W, size_t rb, int64_t r, int nr, int64_t k0, int64_t kc, float *P)
 {
     if (type != G4_T_Q4_0 && type != G4_T_Q8_0) {       /* k0, kc: multiples of 32 (opt_gemm) */
@@ -129,7 +130,7 @@ static void form512(g4_type type, const uint8_t *W, size_t rb, int64_t r, int nr
     }
 }
 
-static opt_gemm_isa G;              /* { 16, 32, the avx2 panel former, panel }: set by the getter */
+static opt_gemm_isa G;              /* { 16, 32, form512, panel }: set by the getter */
 static const g4_kernels *base;      /* the avx2 table */
 
 static void avx512_matmul(float *Y, const g4_tensor *W, const float *X, int T)
@@ -258,8 +259,8 @@ AI void vnni_step(const int ty, const int pair, const uint8_t *const w[4], const
             dw = _mm512_permutex2var_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)blk)),
                                         _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 16, 16, 16, 16, 16, 16, 16, 16),
                                         _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 34))));
-        else
-            dw = two(opt_f16_lut[rd16(blk)], pair ? opt_f16_lut[rd16(blk + bs)] : 0.0f, m1);
+        else                                    /* a last odd block alone */
+            dw = two(opt_f16_lut[rd16(blk)], 0.0f, m1);
         acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dx), acc[i]);
     }
 }
